@@ -1,0 +1,101 @@
+package bridge
+
+import (
+	"context"
+	"net/http"
+
+	"google.golang.org/protobuf/types/dynamicpb"
+)
+
+// handle answers one request frame. Every path ends in exactly one reply, except when the
+// connection is gone.
+func (c *conn) handle(frame []byte) {
+	r, e := decodeRequest(frame)
+	if e != nil {
+		c.replyError(&r, e)
+		return
+	}
+	cat := c.srv.catalog.Load()
+	if cat == nil {
+		c.replyError(&r, errNotReady)
+		return
+	}
+	if c.srv.isDraining() {
+		c.replyError(&r, errShuttingDown)
+		return
+	}
+	stream, _ := jsonString(r.stream)
+	res := cat.streams[stream]
+	if res == nil {
+		c.replyError(&r, errUnknownStream)
+		return
+	}
+	name, _ := jsonString(r.action)
+	switch name {
+	case "subscribe":
+		c.srv.hub.subscribe(c, res, &r)
+		return
+	case "unsubscribe":
+		c.srv.hub.unsubscribe(c, res, &r)
+		return
+	}
+	a := res.actions[name]
+	if a == nil {
+		c.replyError(&r, errInvalidAction)
+		return
+	}
+	c.call(res, a, &r)
+}
+
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// call makes the unary gRPC call of an action and replies with its result.
+func (c *conn) call(res *resource, a *action, r *request) {
+	req, pg, e := c.srv.buildRequest(a, r)
+	if e != nil {
+		c.replyError(r, e)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.srv.opts.callTimeout)
+	defer cancel()
+	resp := dynamicpb.NewMessage(a.resp)
+	if err := res.conn.Invoke(ctx, a.method, req, resp); err != nil {
+		if c.ctx.Err() != nil {
+			return // the client is gone; nobody to answer
+		}
+		c.replyError(r, errorFromCall(err))
+		return
+	}
+
+	data := getBuf()
+	var err error
+	*data, err = appendResponseData(*data, a, resp)
+	if err != nil {
+		putBuf(data)
+		c.replyError(r, newError(http.StatusBadGateway, "The backend's response could not be encoded: "+err.Error()))
+		return
+	}
+	var meta []byte
+	if a.kind == kindList {
+		meta = appendMeta(nil, a, resp, pg)
+	}
+	status := http.StatusOK
+	if a.kind == kindCreate {
+		status = http.StatusCreated
+	}
+	out := getBuf()
+	*out = appendReply(*out, res.streamJSON, a.nameJSON, *data, nil, status, r.requestID, meta)
+	putBuf(data)
+	c.reply(out)
+}
+
+// replyError answers a request with an error reply.
+func (c *conn) replyError(r *request, e *Error) {
+	out := getBuf()
+	*out = appendErrorReply(*out, r, e)
+	c.reply(out)
+}

@@ -1,0 +1,377 @@
+package bridge
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	bridgev1 "github.com/wsbridge/wsbridge/proto/bridge/v1"
+)
+
+// actionKind says how a frame's payload becomes a request and a response becomes a reply.
+type actionKind uint8
+
+const (
+	kindCustom actionKind = iota
+	kindCreate
+	kindRetrieve
+	kindUpdate
+	kindPatch
+	kindList
+	kindDelete
+)
+
+// standardActions maps conventional method names to their actions.
+var standardActions = map[string]actionKind{
+	"Create":   kindCreate,
+	"Retrieve": kindRetrieve,
+	"Update":   kindUpdate,
+	"Patch":    kindPatch,
+	"List":     kindList,
+	"Delete":   kindDelete,
+}
+
+// Catalog is the immutable set of resources the bridge exposes, built from descriptors.
+// Everything a request needs is resolved here once, so the hot path looks nothing up by name
+// beyond two map reads.
+type Catalog struct {
+	streams map[string]*resource
+}
+
+// resource is one gRPC service exposed as a stream.
+type resource struct {
+	stream     string
+	streamJSON []byte // the stream name as a JSON string, ready to splice into frames
+	service    protoreflect.ServiceDescriptor
+	conn       grpc.ClientConnInterface
+	actions    map[string]*action
+	subscribe  *subscribeMethod // nil when the service has no Subscribe stream
+	model      protoreflect.MessageDescriptor
+	permission string // from the proto option; "" when unset
+}
+
+// action is one unary method reachable as an action of a resource.
+type action struct {
+	name       string
+	nameJSON   []byte
+	kind       actionKind
+	detail     bool
+	method     string // full gRPC method path, e.g. /polls.v1.QuestionService/Create
+	permission string
+	req        protoreflect.MessageDescriptor
+	resp       protoreflect.MessageDescriptor
+
+	pk       protoreflect.FieldDescriptor // request's pk field, nil when absent
+	data     protoreflect.FieldDescriptor // request's message field "data", nil when absent
+	mask     protoreflect.FieldDescriptor // request's FieldMask update_mask, nil when absent
+	page     protoreflect.FieldDescriptor // list request's page field
+	pageSize protoreflect.FieldDescriptor // list request's page_size field
+
+	items protoreflect.FieldDescriptor   // list response's repeated resource field
+	meta  []protoreflect.FieldDescriptor // list response's other scalar fields
+}
+
+// subscribeMethod is a resource's server-streaming Subscribe RPC.
+type subscribeMethod struct {
+	method  string
+	req     protoreflect.MessageDescriptor
+	pk      protoreflect.FieldDescriptor // request filter: pk (optional)
+	actions protoreflect.FieldDescriptor // request filter: repeated string actions, or string action
+	event   protoreflect.MessageDescriptor
+	evActon protoreflect.FieldDescriptor
+	evPK    protoreflect.FieldDescriptor
+	evData  protoreflect.FieldDescriptor
+	desc    *grpc.StreamDesc
+}
+
+// Resources lists the stream names of the catalog, sorted.
+func (c *Catalog) Resources() []string {
+	names := make([]string, 0, len(c.streams))
+	for n := range c.streams {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// serviceSource is one service to expose and the connection that serves it.
+type serviceSource struct {
+	desc   protoreflect.ServiceDescriptor
+	conn   grpc.ClientConnInterface
+	stream string // from configuration; "" to use the proto option
+}
+
+// buildCatalog turns services into resources. Services that are neither marked with the
+// bridge's resource option nor named by the configuration are skipped: no frame can reach them.
+func buildCatalog(sources []serviceSource) (*Catalog, error) {
+	c := &Catalog{streams: make(map[string]*resource)}
+	for _, src := range sources {
+		ropts := resourceOptions(src.desc)
+		stream := src.stream
+		if stream == "" && ropts != nil {
+			stream = ropts.GetStream()
+		}
+		if stream == "" {
+			continue
+		}
+		if prev, ok := c.streams[stream]; ok {
+			return nil, fmt.Errorf("stream %q is claimed by both %s and %s", stream, prev.service.FullName(), src.desc.FullName())
+		}
+		r, err := newResource(stream, src.desc, src.conn, ropts)
+		if err != nil {
+			return nil, err
+		}
+		c.streams[stream] = r
+	}
+	return c, nil
+}
+
+func resourceOptions(sd protoreflect.ServiceDescriptor) *bridgev1.ResourceOptions {
+	opts := sd.Options()
+	if opts == nil || !proto.HasExtension(opts, bridgev1.E_Resource) {
+		return nil
+	}
+	ro, _ := proto.GetExtension(opts, bridgev1.E_Resource).(*bridgev1.ResourceOptions)
+	return ro
+}
+
+func actionOptions(md protoreflect.MethodDescriptor) *bridgev1.ActionOptions {
+	opts := md.Options()
+	if opts == nil || !proto.HasExtension(opts, bridgev1.E_Action) {
+		return nil
+	}
+	ao, _ := proto.GetExtension(opts, bridgev1.E_Action).(*bridgev1.ActionOptions)
+	return ao
+}
+
+func newResource(stream string, sd protoreflect.ServiceDescriptor, conn grpc.ClientConnInterface, ropts *bridgev1.ResourceOptions) (*resource, error) {
+	r := &resource{
+		stream:     stream,
+		streamJSON: appendJSONString(nil, stream),
+		service:    sd,
+		conn:       conn,
+		actions:    make(map[string]*action),
+		permission: ropts.GetPermission(),
+	}
+	methods := sd.Methods()
+	for i := 0; i < methods.Len(); i++ {
+		md := methods.Get(i)
+		aopts := actionOptions(md)
+		if aopts.GetHidden() {
+			continue
+		}
+		path := "/" + string(sd.FullName()) + "/" + string(md.Name())
+		if md.IsStreamingServer() && !md.IsStreamingClient() && md.Name() == "Subscribe" {
+			sub, err := newSubscribeMethod(path, md)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+			r.subscribe = sub
+			continue
+		}
+		if md.IsStreamingClient() || md.IsStreamingServer() {
+			continue // only unary methods map to actions
+		}
+		a, err := newAction(path, md, aopts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if a.name == "subscribe" || a.name == "unsubscribe" {
+			return nil, fmt.Errorf("%s: action name %q is reserved", path, a.name)
+		}
+		if _, dup := r.actions[a.name]; dup {
+			return nil, fmt.Errorf("%s: two methods map to action %q", path, a.name)
+		}
+		r.actions[a.name] = a
+		if r.model == nil {
+			r.model = modelOf(a)
+		}
+	}
+	if r.subscribe != nil && r.subscribe.evData != nil && r.subscribe.evData.Message() != nil {
+		r.model = r.subscribe.evData.Message()
+	}
+	return r, nil
+}
+
+// modelOf guesses the resource message from a standard action: Retrieve's response, or
+// the element of List's repeated field.
+func modelOf(a *action) protoreflect.MessageDescriptor {
+	switch a.kind {
+	case kindRetrieve, kindCreate, kindUpdate, kindPatch:
+		return a.resp
+	case kindList:
+		if a.items != nil {
+			return a.items.Message()
+		}
+	}
+	return nil
+}
+
+func newAction(path string, md protoreflect.MethodDescriptor, opts *bridgev1.ActionOptions) (*action, error) {
+	a := &action{
+		method:     path,
+		req:        md.Input(),
+		resp:       md.Output(),
+		permission: opts.GetPermission(),
+	}
+	a.kind = standardActions[string(md.Name())]
+	switch {
+	case opts.GetName() != "":
+		a.name = opts.GetName()
+	case a.kind != kindCustom:
+		a.name = strings.ToLower(string(md.Name()))
+	default:
+		a.name = snakeCase(string(md.Name()))
+	}
+	a.nameJSON = appendJSONString(nil, a.name)
+
+	fields := a.req.Fields()
+	a.pk = fields.ByName("pk")
+	if a.pk != nil && (a.pk.Cardinality() == protoreflect.Repeated || !isKeyKind(a.pk.Kind())) {
+		return nil, fmt.Errorf("field pk must be a singular integer or string")
+	}
+	if f := fields.ByName("data"); f != nil && f.Message() != nil && !f.IsList() && !f.IsMap() {
+		a.data = f
+	}
+	if f := fields.ByName("update_mask"); f != nil && f.Message() != nil && f.Message().FullName() == "google.protobuf.FieldMask" {
+		a.mask = f
+	}
+
+	switch opts.GetScope() {
+	case bridgev1.Scope_SCOPE_DETAIL:
+		a.detail = true
+	case bridgev1.Scope_SCOPE_LIST:
+		a.detail = false
+	default:
+		a.detail = a.pk != nil
+	}
+	if a.detail && a.pk == nil {
+		return nil, fmt.Errorf("detail action %q needs a pk field in %s", a.name, a.req.FullName())
+	}
+
+	if a.kind == kindList {
+		a.page = intField(fields.ByName("page"))
+		a.pageSize = intField(fields.ByName("page_size"))
+		rf := a.resp.Fields()
+		for i := 0; i < rf.Len(); i++ {
+			f := rf.Get(i)
+			switch {
+			case f.IsList() && f.Message() != nil:
+				if a.items != nil {
+					return nil, fmt.Errorf("list response %s has more than one repeated message field", a.resp.FullName())
+				}
+				a.items = f
+			case !f.IsList() && !f.IsMap() && f.Message() == nil:
+				a.meta = append(a.meta, f)
+			}
+		}
+		if a.items == nil {
+			return nil, fmt.Errorf("list response %s has no repeated message field", a.resp.FullName())
+		}
+	}
+	return a, nil
+}
+
+func newSubscribeMethod(path string, md protoreflect.MethodDescriptor) (*subscribeMethod, error) {
+	s := &subscribeMethod{
+		method: path,
+		req:    md.Input(),
+		event:  md.Output(),
+		desc:   &grpc.StreamDesc{StreamName: "Subscribe", ServerStreams: true},
+	}
+	rf := s.req.Fields()
+	s.pk = rf.ByName("pk")
+	if s.pk != nil && (s.pk.IsList() || !isKeyKind(s.pk.Kind())) {
+		return nil, fmt.Errorf("field pk must be a singular integer or string")
+	}
+	s.actions = rf.ByName("actions")
+	if s.actions == nil {
+		s.actions = rf.ByName("action")
+	}
+	if s.actions != nil && s.actions.Kind() != protoreflect.StringKind {
+		return nil, fmt.Errorf("field %s must be a string", s.actions.Name())
+	}
+	ef := s.event.Fields()
+	s.evActon = ef.ByName("action")
+	s.evPK = ef.ByName("pk")
+	s.evData = ef.ByName("data")
+	if s.evActon == nil || s.evActon.Kind() != protoreflect.StringKind || s.evActon.IsList() {
+		return nil, fmt.Errorf("event %s needs a string field action", s.event.FullName())
+	}
+	if s.evData == nil || s.evData.Message() == nil || s.evData.IsList() {
+		return nil, fmt.Errorf("event %s needs a message field data", s.event.FullName())
+	}
+	return s, nil
+}
+
+func intField(f protoreflect.FieldDescriptor) protoreflect.FieldDescriptor {
+	if f == nil || f.IsList() {
+		return nil
+	}
+	switch f.Kind() {
+	case protoreflect.Int32Kind, protoreflect.Int64Kind, protoreflect.Uint32Kind, protoreflect.Uint64Kind,
+		protoreflect.Sint32Kind, protoreflect.Sint64Kind:
+		return f
+	}
+	return nil
+}
+
+func isKeyKind(k protoreflect.Kind) bool {
+	switch k {
+	case protoreflect.StringKind, protoreflect.Int32Kind, protoreflect.Int64Kind, protoreflect.Uint32Kind,
+		protoreflect.Uint64Kind, protoreflect.Sint32Kind, protoreflect.Sint64Kind, protoreflect.Sfixed32Kind,
+		protoreflect.Sfixed64Kind, protoreflect.Fixed32Kind, protoreflect.Fixed64Kind:
+		return true
+	}
+	return false
+}
+
+// snakeCase turns a method name into an action name: PublishAll → publish_all, GetHTTPInfo → get_http_info.
+func snakeCase(s string) string {
+	var b strings.Builder
+	rs := []rune(s)
+	for i, r := range rs {
+		if unicode.IsUpper(r) {
+			if i > 0 && (unicode.IsLower(rs[i-1]) || unicode.IsDigit(rs[i-1]) ||
+				(i+1 < len(rs) && unicode.IsLower(rs[i+1]) && unicode.IsUpper(rs[i-1]))) {
+				b.WriteByte('_')
+			}
+			b.WriteRune(unicode.ToLower(r))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// parseKey converts a pk as sent in a frame (a JSON string or number, raw) to the key field's
+// value. ok is false when the pk cannot be read as the key's type.
+func parseKey(f protoreflect.FieldDescriptor, raw []byte) (protoreflect.Value, bool) {
+	s, ok := jsonScalarText(raw)
+	if !ok {
+		return protoreflect.Value{}, false
+	}
+	switch f.Kind() {
+	case protoreflect.StringKind:
+		return protoreflect.ValueOfString(s), true
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		n, err := strconv.ParseInt(s, 10, 32)
+		return protoreflect.ValueOfInt32(int32(n)), err == nil
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		n, err := strconv.ParseInt(s, 10, 64)
+		return protoreflect.ValueOfInt64(n), err == nil
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		n, err := strconv.ParseUint(s, 10, 32)
+		return protoreflect.ValueOfUint32(uint32(n)), err == nil
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		n, err := strconv.ParseUint(s, 10, 64)
+		return protoreflect.ValueOfUint64(n), err == nil
+	}
+	return protoreflect.Value{}, false
+}

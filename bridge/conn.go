@@ -1,0 +1,305 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"google.golang.org/grpc/metadata"
+)
+
+// Close codes the bridge sends, besides the standard ones (1001 going away, 1003 binary
+// frame, 1009 frame too big).
+const (
+	// CloseTokenExpired: the connection's credentials expired.
+	CloseTokenExpired = 4001
+	// CloseSlowConsumer: the client did not read fast enough and its outbound queue filled.
+	CloseSlowConsumer = 4008
+)
+
+// closeGrace is how long a closing connection waits for the client's close frame.
+const closeGrace = time.Second
+
+// conn is one WebSocket client: one reader (the handler goroutine), and a writer goroutine
+// that exists only while there is something to write, so an idle connection holds one
+// goroutine and no write buffer.
+type conn struct {
+	srv    *Server
+	ws     *websocket.Conn
+	ctx    context.Context // cancelled when the connection ends; parent of every call it makes
+	cancel context.CancelFunc
+	sem    chan struct{} // in-flight request slots
+	reqs   sync.WaitGroup
+
+	mu      sync.Mutex
+	queue   []outFrame
+	queued  int // bytes in queue
+	writing bool
+	closing bool
+	writer  sync.WaitGroup
+	subs    *connSubs // guarded by hub.mu
+
+	// Set at the handshake, read-only afterwards.
+	md          metadata.MD // forwarded to the backends on every call
+	identityKey string      // separates shared upstreams of different identities
+}
+
+// outFrame is one message to write: head and tail are written as one WebSocket message, so a
+// broadcast event can share its head among subscribers and differ only in the tail.
+type outFrame struct {
+	head, tail []byte
+	buf        *[]byte // returned to the pool once written, when head came from it
+}
+
+func (f *outFrame) size() int { return len(f.head) + len(f.tail) }
+
+func (f *outFrame) release() {
+	if f.buf != nil {
+		putBuf(f.buf)
+		f.buf = nil
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > 64<<10 {
+		return // don't keep rare huge buffers alive
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}
+
+var readBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func newConn(s *Server, ws *websocket.Conn) *conn {
+	c := &conn{srv: s, ws: ws, sem: make(chan struct{}, s.opts.maxInFlight)}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	ws.SetReadLimit(s.opts.maxFrameBytes)
+	return c
+}
+
+// serve runs the read loop until the connection ends, then tears everything down.
+func (c *conn) serve() {
+	defer c.teardown()
+	for {
+		mt, r, err := c.ws.NextReader()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.closeWith(websocket.CloseMessageTooBig, "frame too big")
+			}
+			return
+		}
+		if c.isClosing() {
+			continue // discard until the client's close frame arrives
+		}
+		if mt != websocket.TextMessage {
+			c.closeWith(websocket.CloseUnsupportedData, "binary frames are not supported")
+			continue
+		}
+		buf := readBufPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			readBufPool.Put(buf)
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.closeWith(websocket.CloseMessageTooBig, "frame too big")
+				continue
+			}
+			return
+		}
+		// Backpressure: at the in-flight limit, stop reading until a request finishes.
+		select {
+		case c.sem <- struct{}{}:
+		case <-c.ctx.Done():
+			readBufPool.Put(buf)
+			return
+		}
+		c.reqs.Add(1)
+		go func() {
+			defer func() {
+				if buf.Cap() <= 64<<10 {
+					readBufPool.Put(buf)
+				}
+				<-c.sem
+				c.reqs.Done()
+			}()
+			c.handle(buf.Bytes())
+		}()
+	}
+}
+
+// teardown ends everything the connection started and waits for it.
+func (c *conn) teardown() {
+	c.cancel()
+	c.srv.hub.dropConn(c)
+	c.reqs.Wait()
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	c.writer.Wait()
+	_ = c.ws.Close()
+	c.mu.Lock()
+	for i := range c.queue {
+		c.queue[i].release()
+	}
+	c.queue = nil
+	c.mu.Unlock()
+}
+
+// drain waits for the requests in flight, until ctx ends.
+func (c *conn) drain(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { c.reqs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	// Let queued replies reach the client before the close frame.
+	for i := 0; i < 100; i++ {
+		c.mu.Lock()
+		idle := !c.writing && len(c.queue) == 0
+		c.mu.Unlock()
+		if idle || ctx.Err() != nil {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (c *conn) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
+// closeWith starts the closing handshake with code and stops all work of the connection.
+// The read loop keeps reading until the client answers or closeGrace passes.
+func (c *conn) closeWith(code int, reason string) {
+	if c.markClosing() {
+		c.sendClose(code, reason)
+	}
+}
+
+// closeAsync is closeWith for callers that must not wait on the network, such as a
+// broadcast loop finding one slow subscriber among many.
+func (c *conn) closeAsync(code int, reason string) {
+	if c.markClosing() {
+		c.writer.Add(1)
+		go func() {
+			defer c.writer.Done()
+			c.sendClose(code, reason)
+		}()
+	}
+}
+
+// markClosing stops all work of the connection; it reports false if it was already closing.
+func (c *conn) markClosing() bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	c.closing = true
+	c.mu.Unlock()
+	c.cancel()
+	return true
+}
+
+func (c *conn) sendClose(code int, reason string) {
+	deadline := time.Now().Add(c.srv.opts.writeTimeout)
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
+	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+}
+
+// send queues a frame for the client. A client whose queue is over the byte limit is
+// disconnected as a slow consumer: it never holds up the caller.
+func (c *conn) send(f outFrame) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		f.release()
+		return
+	}
+	n := f.size()
+	// A single frame larger than the limit still goes to a client that keeps up.
+	if c.queued > 0 && c.queued+n > c.srv.opts.queueBytes {
+		c.mu.Unlock()
+		f.release()
+		c.srv.opts.logger.Info("closing slow consumer", "queued_bytes", c.queued)
+		c.closeAsync(CloseSlowConsumer, "slow consumer")
+		return
+	}
+	c.queue = append(c.queue, f)
+	c.queued += n
+	if !c.writing {
+		c.writing = true
+		c.writer.Add(1)
+		go c.writeLoop()
+	}
+	c.mu.Unlock()
+}
+
+// writeLoop writes queued frames until the queue is empty, then exits.
+func (c *conn) writeLoop() {
+	defer c.writer.Done()
+	var batch []outFrame
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 || c.closing {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		batch, c.queue = c.queue, batch[:0]
+		c.mu.Unlock()
+		for i := range batch {
+			err := c.write(&batch[i])
+			c.mu.Lock()
+			c.queued -= batch[i].size()
+			c.mu.Unlock()
+			batch[i].release()
+			if err != nil {
+				for j := i + 1; j < len(batch); j++ {
+					batch[j].release()
+				}
+				c.mu.Lock()
+				c.writing = false
+				c.closing = true
+				c.mu.Unlock()
+				c.cancel()
+				_ = c.ws.Close() // unblocks the reader
+				return
+			}
+		}
+		clear(batch)
+	}
+}
+
+func (c *conn) write(f *outFrame) error {
+	if err := c.ws.SetWriteDeadline(time.Now().Add(c.srv.opts.writeTimeout)); err != nil {
+		return err
+	}
+	w, err := c.ws.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(f.head); err != nil {
+		return err
+	}
+	if len(f.tail) > 0 {
+		if _, err := w.Write(f.tail); err != nil {
+			return err
+		}
+	}
+	return w.Close()
+}
+
+// reply queues a reply frame built in a pooled buffer.
+func (c *conn) reply(buf *[]byte) {
+	c.send(outFrame{head: *buf, buf: buf})
+}

@@ -1,0 +1,130 @@
+package bridge
+
+import (
+	"encoding/json"
+	"strconv"
+)
+
+// request is a decoded request frame. Every field is a raw JSON value sliced from the frame
+// (nil when absent), so it is only valid while the frame's buffer is.
+type request struct {
+	stream    []byte
+	action    []byte
+	pk        []byte
+	data      []byte
+	requestID []byte
+}
+
+// decodeRequest reads the envelope of a request frame. On a malformed frame it returns a
+// reply error, and whatever of stream, action and request_id it could read is set for the echo.
+func decodeRequest(frame []byte) (request, *Error) {
+	var r request
+	if !json.Valid(frame) {
+		return r, newError(400, "Invalid JSON.")
+	}
+	i := skipSpace(frame, 0)
+	if frame[i] != '{' {
+		return r, newError(400, "The frame must be a JSON object.")
+	}
+	var payload []byte
+	eachMember(frame, func(k, v []byte) {
+		switch {
+		case keyIs(k, "stream"):
+			r.stream = v
+		case keyIs(k, "payload"):
+			payload = v
+		}
+	})
+	if r.stream != nil && r.stream[0] != '"' {
+		r.stream = nil
+		return r, newError(400, "stream must be a string.")
+	}
+	if isNull(payload) {
+		return r, newError(400, "Missing payload.")
+	}
+	if payload[0] != '{' {
+		return r, newError(400, "payload must be a JSON object.")
+	}
+	eachMember(payload, func(k, v []byte) {
+		switch {
+		case keyIs(k, "action"):
+			r.action = v
+		case keyIs(k, "pk"):
+			r.pk = v
+		case keyIs(k, "data"):
+			r.data = v
+		case keyIs(k, "request_id"):
+			r.requestID = v
+		}
+	})
+	if r.requestID != nil {
+		switch c := r.requestID[0]; {
+		case c == '"', c == '-', c >= '0' && c <= '9':
+		case isNull(r.requestID):
+			r.requestID = nil
+		default:
+			r.requestID = nil
+			return r, newError(400, "request_id must be a string or a number.")
+		}
+	}
+	if isNull(r.action) {
+		r.action = nil
+		return r, newError(400, "Missing action.")
+	}
+	if r.action[0] != '"' {
+		r.action = nil
+		return r, newError(400, "action must be a string.")
+	}
+	if isNull(r.stream) {
+		r.stream = nil
+		return r, newError(400, "Missing stream.")
+	}
+	if isNull(r.pk) {
+		r.pk = nil
+	}
+	if isNull(r.data) {
+		r.data = nil
+	}
+	return r, nil
+}
+
+// nullJSON stands in for absent echo values.
+var nullJSON = []byte("null")
+
+func orNull(b []byte) []byte {
+	if b == nil {
+		return nullJSON
+	}
+	return b
+}
+
+// appendReply appends a reply frame. data and errs are raw JSON; meta is the raw JSON of the
+// list meta object, or nil to leave the key out.
+func appendReply(b, stream, action, data []byte, errs []byte, status int, requestID, meta []byte) []byte {
+	b = append(b, `{"stream":`...)
+	b = append(b, orNull(stream)...)
+	b = append(b, `,"payload":{"action":`...)
+	b = append(b, orNull(action)...)
+	b = append(b, `,"data":`...)
+	b = append(b, orNull(data)...)
+	b = append(b, `,"errors":`...)
+	if errs == nil {
+		b = append(b, "[]"...)
+	} else {
+		b = append(b, errs...)
+	}
+	b = append(b, `,"response_status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, `,"request_id":`...)
+	b = append(b, orNull(requestID)...)
+	if meta != nil {
+		b = append(b, `,"meta":`...)
+		b = append(b, meta...)
+	}
+	return append(b, "}}"...)
+}
+
+// appendErrorReply appends the reply for a failed request.
+func appendErrorReply(b []byte, r *request, e *Error) []byte {
+	return appendReply(b, r.stream, r.action, nil, e.appendErrors(nil), e.Status, r.requestID, nil)
+}

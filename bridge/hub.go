@@ -1,0 +1,591 @@
+package bridge
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+)
+
+// eventActions are the event kinds a client can subscribe to.
+var eventActions = []string{"create", "update", "delete"}
+
+// hub owns the upstream Subscribe streams. Identical subscriptions (same stream, filter and
+// forwarded identity) share one upstream; each event is encoded once and queued to every
+// subscriber with only its request_id differing.
+type hub struct {
+	srv *Server
+
+	mu        sync.Mutex // guards upstreams and every connSubs; taken before upstream.mu
+	upstreams map[subKey]*upstream
+	closed    bool
+	wg        sync.WaitGroup
+
+	live atomic.Int64 // upstream streams currently established
+}
+
+// subKey identifies an upstream.
+type subKey struct {
+	stream   string
+	pk       string // canonical key text; "" with hasPK false means any
+	hasPK    bool
+	actions  string // sorted, comma-separated
+	identity string
+}
+
+// connSubs are one connection's subscriptions. Guarded by hub.mu.
+type connSubs struct {
+	list []*subscription
+}
+
+type subscription struct {
+	conn      *conn
+	up        *upstream
+	stream    string
+	requestID []byte // raw JSON as sent
+	filter    subFilter
+	actionRaw []byte // data.action as sent, for echoes
+	pkRaw     []byte // pk as sent, nil when absent
+	tail      []byte // `,"request_id":<id>}}`, appended to each shared event head
+}
+
+type subFilter struct {
+	pk      string
+	hasPK   bool
+	actions string
+}
+
+// upstream is one gRPC Subscribe stream and its subscribers.
+type upstream struct {
+	key    subKey
+	res    *resource
+	md     metadata.MD
+	ctx    context.Context
+	cancel context.CancelFunc
+	pkVal  protoreflect.Value
+	acts   []string
+
+	mu      sync.Mutex
+	live    bool
+	broken  bool // a 503 was sent for the current outage
+	subs    []*subscription
+	pending []*subscription // waiting for the stream to be established
+}
+
+func newHub(s *Server) *hub {
+	return &hub{srv: s, upstreams: make(map[subKey]*upstream)}
+}
+
+// Upstreams reports the number of established upstream Subscribe streams.
+func (s *Server) Upstreams() int { return int(s.hub.live.Load()) }
+
+// parseEventActions reads data.action: one event action or an array of them.
+func parseEventActions(data []byte) (actionRaw []byte, acts []string, e *Error) {
+	if data == nil || data[0] != '{' {
+		return nil, nil, errActionRequired
+	}
+	eachMember(data, func(k, v []byte) {
+		if keyIs(k, "action") {
+			actionRaw = v
+		}
+	})
+	if isNull(actionRaw) {
+		return nil, nil, errActionRequired
+	}
+	add := func(raw []byte) bool {
+		s, ok := jsonString(raw)
+		if !ok || !slices.Contains(eventActions, s) {
+			return false
+		}
+		if !slices.Contains(acts, s) {
+			acts = append(acts, s)
+		}
+		return true
+	}
+	switch actionRaw[0] {
+	case '"':
+		if !add(actionRaw) {
+			return nil, nil, errEventAction
+		}
+	case '[':
+		ok := true
+		eachElement(actionRaw, func(v []byte) { ok = ok && add(v) })
+		if !ok {
+			return nil, nil, errEventAction
+		}
+		if len(acts) == 0 {
+			return nil, nil, errActionRequired
+		}
+	default:
+		return nil, nil, errEventAction
+	}
+	slices.Sort(acts)
+	return actionRaw, acts, nil
+}
+
+// eachElement calls fn for each element of the valid JSON array arr.
+func eachElement(arr []byte, fn func(v []byte)) {
+	i := skipSpace(arr, 0) + 1
+	for {
+		i = skipSpace(arr, i)
+		if i >= len(arr) || arr[i] == ']' {
+			return
+		}
+		if arr[i] == ',' {
+			i = skipSpace(arr, i+1)
+		}
+		end := skipValue(arr, i)
+		fn(arr[i:end])
+		i = end
+	}
+}
+
+func (h *hub) subscribe(c *conn, res *resource, r *request) {
+	sm := res.subscribe
+	if sm == nil {
+		c.replyError(r, errInvalidAction)
+		return
+	}
+	actionRaw, acts, e := parseEventActions(r.data)
+	if e != nil {
+		c.replyError(r, e)
+		return
+	}
+	f := subFilter{actions: strings.Join(acts, ",")}
+	var pkVal protoreflect.Value
+	if r.pk != nil {
+		keyField := sm.pk
+		if keyField == nil {
+			keyField = sm.evPK
+		}
+		if keyField == nil {
+			c.replyError(r, errNotFound)
+			return
+		}
+		v, ok := parseKey(keyField, r.pk)
+		if !ok {
+			c.replyError(r, errNotFound)
+			return
+		}
+		pkVal, f.pk, f.hasPK = v, v.String(), true
+	}
+	sub := &subscription{
+		conn:      c,
+		stream:    res.stream,
+		requestID: slices.Clone(r.requestID),
+		filter:    f,
+		actionRaw: slices.Clone(actionRaw),
+		pkRaw:     slices.Clone(r.pk),
+	}
+	sub.tail = append(append([]byte(`,"request_id":`), orNull(sub.requestID)...), "}}"...)
+	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, actions: f.actions, identity: c.identityKey}
+
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		c.replyError(r, errShuttingDown)
+		return
+	}
+	if c.subs == nil {
+		c.subs = &connSubs{}
+	}
+	if len(c.subs.list) >= h.srv.opts.maxSubs {
+		h.mu.Unlock()
+		c.replyError(r, errTooManySubs)
+		return
+	}
+	up := h.upstreams[key]
+	if up == nil {
+		up = &upstream{key: key, res: res, md: c.md, pkVal: pkVal, acts: acts}
+		up.ctx, up.cancel = context.WithCancel(h.srv.ctx)
+		h.upstreams[key] = up
+		h.wg.Add(1)
+		go h.run(up)
+	}
+	sub.up = up
+	c.subs.list = append(c.subs.list, sub)
+	up.mu.Lock()
+	if up.live {
+		up.subs = append(up.subs, sub)
+		c.send(sub.confirm(false))
+	} else {
+		up.pending = append(up.pending, sub)
+	}
+	up.mu.Unlock()
+	h.mu.Unlock()
+}
+
+// confirm is the 200 reply to a subscribe, or with resumed the notice that a broken
+// upstream is back.
+func (s *subscription) confirm(resumed bool) outFrame {
+	buf := getBuf()
+	b := append(*buf, `{"stream":`...)
+	b = append(b, s.up.res.streamJSON...)
+	b = append(b, `,"payload":{"action":"subscribe","data":{"action":`...)
+	b = append(b, s.actionRaw...)
+	if s.pkRaw != nil {
+		b = append(b, `,"pk":`...)
+		b = append(b, s.pkRaw...)
+	}
+	if resumed {
+		b = append(b, `,"resumed":true`...)
+	}
+	b = append(b, `},"errors":[],"response_status":200,"request_id":`...)
+	b = append(b, orNull(s.requestID)...)
+	b = append(b, "}}"...)
+	*buf = b
+	return outFrame{head: b, buf: buf}
+}
+
+// failure is the reply (or notice) that the subscription's upstream is unavailable.
+func (s *subscription) failure(e *Error) outFrame {
+	buf := getBuf()
+	*buf = appendReply(*buf, s.up.res.streamJSON, []byte(`"subscribe"`), nil, e.appendErrors(nil), e.Status, s.requestID, nil)
+	return outFrame{head: *buf, buf: buf}
+}
+
+func (h *hub) unsubscribe(c *conn, res *resource, r *request) {
+	var byID []byte
+	if r.data != nil && r.data[0] == '{' {
+		eachMember(r.data, func(k, v []byte) {
+			if keyIs(k, "request_id") && !isNull(v) {
+				byID = v
+			}
+		})
+	}
+	var f subFilter
+	if byID == nil {
+		_, acts, e := parseEventActions(r.data)
+		if e != nil {
+			c.replyError(r, e)
+			return
+		}
+		f.actions = strings.Join(acts, ",")
+		if r.pk != nil && res.subscribe != nil {
+			keyField := res.subscribe.pk
+			if keyField == nil {
+				keyField = res.subscribe.evPK
+			}
+			v, ok := parseKey(keyField, r.pk)
+			if !ok {
+				c.replyError(r, errNotFound)
+				return
+			}
+			f.pk, f.hasPK = v.String(), true
+		}
+	}
+
+	var ended [][]byte
+	h.mu.Lock()
+	if c.subs != nil {
+		kept := c.subs.list[:0]
+		for _, s := range c.subs.list {
+			match := s.stream == res.stream &&
+				((byID != nil && string(s.requestID) == string(byID)) || (byID == nil && s.filter == f))
+			if !match {
+				kept = append(kept, s)
+				continue
+			}
+			h.detach(s)
+			ended = append(ended, s.requestID)
+		}
+		clear(c.subs.list[len(kept):])
+		c.subs.list = kept
+	}
+	h.mu.Unlock()
+
+	if len(ended) == 0 {
+		c.replyError(r, errNotFound)
+		return
+	}
+	data := []byte(`{"request_ids":[`)
+	for i, id := range ended {
+		if i > 0 {
+			data = append(data, ',')
+		}
+		data = append(data, orNull(id)...)
+	}
+	data = append(data, "]}"...)
+	out := getBuf()
+	*out = appendReply(*out, res.streamJSON, []byte(`"unsubscribe"`), data, nil, http.StatusOK, r.requestID, nil)
+	c.reply(out)
+}
+
+// detach removes s from its upstream, ending the upstream when it was the last. Caller holds h.mu.
+func (h *hub) detach(s *subscription) {
+	up := s.up
+	up.mu.Lock()
+	up.subs = slices.DeleteFunc(up.subs, func(x *subscription) bool { return x == s })
+	up.pending = slices.DeleteFunc(up.pending, func(x *subscription) bool { return x == s })
+	empty := len(up.subs) == 0 && len(up.pending) == 0
+	up.mu.Unlock()
+	if empty && h.upstreams[up.key] == up {
+		delete(h.upstreams, up.key)
+		up.cancel()
+	}
+}
+
+// dropConn ends every subscription of a closed connection.
+func (h *hub) dropConn(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.subs == nil {
+		return
+	}
+	for _, s := range c.subs.list {
+		h.detach(s)
+	}
+	c.subs.list = nil
+}
+
+// close ends every upstream and waits for them.
+func (h *hub) close() {
+	h.mu.Lock()
+	h.closed = true
+	for k, up := range h.upstreams {
+		up.cancel()
+		delete(h.upstreams, k)
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// run keeps one upstream stream open, reconnecting with backoff, until its last subscriber leaves.
+func (h *hub) run(up *upstream) {
+	defer h.wg.Done()
+	defer up.cancel()
+	backoff := newBackoff()
+	for {
+		stream, cancel, err := h.open(up)
+		if err != nil {
+			if up.ctx.Err() != nil {
+				return
+			}
+			if h.failed(up, errorFromCall(err)) {
+				return
+			}
+			if !backoff.wait(up.ctx) {
+				return
+			}
+			continue
+		}
+		backoff.reset()
+		h.live.Add(1)
+		h.established(up)
+		err = h.pump(up, stream)
+		cancel()
+		h.live.Add(-1)
+		if up.ctx.Err() != nil {
+			return
+		}
+		h.srv.opts.logger.Warn("upstream subscription broke", "stream", up.key.stream, "err", err)
+		if h.failed(up, newError(http.StatusServiceUnavailable, "Subscription interrupted: "+errorFromCall(err).firstMessage())) {
+			return
+		}
+		if !backoff.wait(up.ctx) {
+			return
+		}
+	}
+}
+
+// firstMessage is the first message of e, or its status text.
+func (e *Error) firstMessage() string {
+	if len(e.Messages) > 0 {
+		return e.Messages[0]
+	}
+	return http.StatusText(e.Status)
+}
+
+// open starts the Subscribe call and waits for the backend's response header, which the
+// backend kit sends once the subscription is registered: from then on no change is missed.
+func (h *hub) open(up *upstream) (grpc.ClientStream, context.CancelFunc, error) {
+	ctx, cancel := context.WithCancel(up.ctx)
+	stream, err := h.start(ctx, up)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return stream, cancel, nil
+}
+
+func (h *hub) start(ctx context.Context, up *upstream) (grpc.ClientStream, error) {
+	sm := up.res.subscribe
+	req := dynamicpb.NewMessage(sm.req)
+	if up.key.hasPK && sm.pk != nil {
+		req.Set(sm.pk, up.pkVal)
+	}
+	if sm.actions != nil {
+		if sm.actions.IsList() {
+			l := req.Mutable(sm.actions).List()
+			for _, a := range up.acts {
+				l.Append(protoreflect.ValueOfString(a))
+			}
+		} else if len(up.acts) == 1 {
+			req.Set(sm.actions, protoreflect.ValueOfString(up.acts[0]))
+		}
+	}
+	if len(up.md) > 0 {
+		ctx = metadata.NewOutgoingContext(ctx, up.md)
+	}
+	stream, err := up.res.conn.NewStream(ctx, sm.desc, sm.method)
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.SendMsg(req); err != nil {
+		return nil, stream.RecvMsg(req) // the real error comes from RecvMsg
+	}
+	if err := stream.CloseSend(); err != nil {
+		return nil, err
+	}
+	hctx, cancel := context.WithTimeout(ctx, h.srv.opts.callTimeout)
+	defer cancel()
+	type result struct{ err error }
+	done := make(chan result, 1)
+	go func() { _, err := stream.Header(); done <- result{err} }()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, r.err
+		}
+	case <-hctx.Done():
+		return nil, hctx.Err()
+	}
+	return stream, nil
+}
+
+// established marks the upstream live: pending subscribers get their 200, and subscribers
+// of a broken stream are told it resumed.
+func (h *hub) established(up *upstream) {
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	up.live = true
+	if up.broken {
+		for _, s := range up.subs {
+			s.conn.send(s.confirm(true))
+		}
+		up.broken = false
+	}
+	for _, s := range up.pending {
+		up.subs = append(up.subs, s)
+		s.conn.send(s.confirm(false))
+	}
+	up.pending = nil
+}
+
+// failed handles a failed or broken stream. Pending subscribers get an error reply and are
+// dropped; established ones get one 503 notice per outage and stay. It reports whether the
+// upstream has no subscribers left and has ended.
+func (h *hub) failed(up *upstream, e *Error) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	up.mu.Lock()
+	up.live = false
+	for _, s := range up.pending {
+		s.conn.send(s.failure(e))
+		if s.conn.subs != nil {
+			s.conn.subs.list = slices.DeleteFunc(s.conn.subs.list, func(x *subscription) bool { return x == s })
+		}
+	}
+	up.pending = nil
+	if !up.broken && len(up.subs) > 0 {
+		notice := e
+		if notice.Status != http.StatusServiceUnavailable {
+			notice = newError(http.StatusServiceUnavailable, e.firstMessage())
+		}
+		for _, s := range up.subs {
+			s.conn.send(s.failure(notice))
+		}
+		up.broken = true
+	}
+	empty := len(up.subs) == 0
+	up.mu.Unlock()
+	if empty {
+		if h.upstreams[up.key] == up {
+			delete(h.upstreams, up.key)
+		}
+		up.cancel()
+	}
+	return empty
+}
+
+// pump reads events and fans them out until the stream ends.
+func (h *hub) pump(up *upstream, stream grpc.ClientStream) error {
+	sm := up.res.subscribe
+	model := []byte(`null`)
+	if up.res.model != nil {
+		model = appendJSONString(nil, string(up.res.model.FullName()))
+	}
+	for {
+		ev := dynamicpb.NewMessage(sm.event)
+		if err := stream.RecvMsg(ev); err != nil {
+			return err
+		}
+		action := ev.Get(sm.evActon).String()
+		if !slices.Contains(up.acts, action) {
+			continue // the backend ignored the filter; enforce it here
+		}
+		head, err := encodeEvent(up, ev, action, model)
+		if err != nil {
+			h.srv.opts.logger.Error("cannot encode event", "stream", up.key.stream, "err", err)
+			continue
+		}
+		up.mu.Lock()
+		for _, s := range up.subs {
+			s.conn.send(outFrame{head: head, tail: s.tail})
+		}
+		up.mu.Unlock()
+	}
+}
+
+// encodeEvent builds the part of an event frame shared by all subscribers.
+func encodeEvent(up *upstream, ev *dynamicpb.Message, action string, model []byte) ([]byte, error) {
+	sm := up.res.subscribe
+	b := make([]byte, 0, 256)
+	b = append(b, `{"stream":`...)
+	b = append(b, up.res.streamJSON...)
+	b = append(b, `,"payload":{"action":`...)
+	b = appendJSONString(b, action)
+	b = append(b, `,"pk":`...)
+	if sm.evPK != nil {
+		b = appendScalar(b, sm.evPK, ev.Get(sm.evPK))
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"data":`...)
+	var err error
+	if b, err = marshalJSON.MarshalAppend(b, ev.Get(sm.evData).Message().Interface()); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"model":`...)
+	b = append(b, model...)
+	return b, nil
+}
+
+// backoff is exponential with jitter, from 100ms to 5s.
+type backoff struct{ next time.Duration }
+
+func newBackoff() *backoff { return &backoff{next: 100 * time.Millisecond} }
+
+func (b *backoff) reset() { b.next = 100 * time.Millisecond }
+
+func (b *backoff) wait(ctx context.Context) bool {
+	d := b.next/2 + rand.N(b.next/2+1)
+	b.next = min(b.next*2, 5*time.Second)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -1,0 +1,158 @@
+package bridge
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// Option configures a Server.
+type Option interface {
+	apply(*options)
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+// Backend is one gRPC server the bridge forwards to.
+type Backend struct {
+	// Target is a grpc.NewClient target, e.g. "127.0.0.1:9090" or "dns:///polls:9090".
+	Target string
+	// Services, when set, lists the services this backend serves. It is needed only to route
+	// services from a descriptor set among several backends; with reflection the backend says.
+	Services []string
+	// DialOptions are added to the bridge's defaults (insecure credentials unless given).
+	DialOptions []grpc.DialOption
+}
+
+type options struct {
+	backends       []Backend
+	descriptors    *protoregistry.Files
+	streams        map[string]string // service full name → stream
+	pageSize       int
+	maxPageSize    int
+	callTimeout    time.Duration
+	maxInFlight    int
+	queueBytes     int
+	writeTimeout   time.Duration
+	maxFrameBytes  int64
+	maxSubs        int
+	discoveryRetry time.Duration
+	logger         *slog.Logger
+}
+
+func defaultOptions() options {
+	return options{
+		streams:        map[string]string{},
+		pageSize:       25,
+		maxPageSize:    1000,
+		callTimeout:    10 * time.Second,
+		maxInFlight:    64,
+		queueBytes:     1 << 20,
+		writeTimeout:   10 * time.Second,
+		maxFrameBytes:  64 << 10,
+		maxSubs:        100,
+		discoveryRetry: 5 * time.Second,
+		logger:         slog.Default(),
+	}
+}
+
+func (o *options) validate() error {
+	switch {
+	case len(o.backends) == 0:
+		return fmt.Errorf("at least one backend is required")
+	case o.pageSize < 1:
+		return fmt.Errorf("default page size must be at least 1, got %d", o.pageSize)
+	case o.maxPageSize < o.pageSize:
+		return fmt.Errorf("maximum page size %d is below the default page size %d", o.maxPageSize, o.pageSize)
+	case o.callTimeout <= 0:
+		return fmt.Errorf("call timeout must be positive, got %s", o.callTimeout)
+	case o.maxInFlight < 1:
+		return fmt.Errorf("in-flight limit must be at least 1, got %d", o.maxInFlight)
+	case o.queueBytes < 1024:
+		return fmt.Errorf("outbound queue must be at least 1024 bytes, got %d", o.queueBytes)
+	case o.maxFrameBytes < 256:
+		return fmt.Errorf("maximum frame size must be at least 256 bytes, got %d", o.maxFrameBytes)
+	}
+	if o.descriptors != nil && len(o.backends) > 1 {
+		for _, b := range o.backends {
+			if len(b.Services) == 0 {
+				return fmt.Errorf("backend %s: with a descriptor set and several backends, each backend must list its services", b.Target)
+			}
+		}
+	}
+	return nil
+}
+
+// WithBackend adds a backend. At least one is required; there is no default.
+func WithBackend(b Backend) Option {
+	return optionFunc(func(o *options) { o.backends = append(o.backends, b) })
+}
+
+// WithDescriptors makes the bridge take service descriptors from files (for example a
+// descriptor set made with `buf build -o`) instead of the backends' server reflection.
+// Default: nil, use reflection.
+func WithDescriptors(files *protoregistry.Files) Option {
+	return optionFunc(func(o *options) { o.descriptors = files })
+}
+
+// WithStream exposes the service (full name, e.g. "polls.v1.QuestionService") as a resource
+// on stream, whether or not its proto carries the bridge's resource option. Default: only
+// services with the option are exposed.
+func WithStream(service, stream string) Option {
+	return optionFunc(func(o *options) { o.streams[service] = stream })
+}
+
+// WithPageSize sets the page size a list uses when the client sends none (default 25)
+// and the largest a client may ask for; larger requests are capped (default 1000).
+func WithPageSize(def, max int) Option {
+	return optionFunc(func(o *options) { o.pageSize, o.maxPageSize = def, max })
+}
+
+// WithCallTimeout bounds every backend call. Default 10s.
+func WithCallTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.callTimeout = d })
+}
+
+// WithMaxInFlight limits concurrent requests per connection; at the limit the bridge stops
+// reading that connection until one finishes. Default 64.
+func WithMaxInFlight(n int) Option {
+	return optionFunc(func(o *options) { o.maxInFlight = n })
+}
+
+// WithOutboundQueue bounds the bytes waiting to be written to one client. A client whose
+// queue would overflow is disconnected with close code 4008. Default 1 MiB.
+func WithOutboundQueue(bytes int) Option {
+	return optionFunc(func(o *options) { o.queueBytes = bytes })
+}
+
+// WithWriteTimeout bounds each write to a client. Default 10s.
+func WithWriteTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.writeTimeout = d })
+}
+
+// WithMaxFrameSize bounds an incoming frame; a larger one closes the connection with 1009.
+// Default 64 KiB.
+func WithMaxFrameSize(bytes int64) Option {
+	return optionFunc(func(o *options) { o.maxFrameBytes = bytes })
+}
+
+// WithMaxSubscriptions limits subscriptions per connection. Default 100.
+func WithMaxSubscriptions(n int) Option {
+	return optionFunc(func(o *options) { o.maxSubs = n })
+}
+
+// WithDiscoveryRetry sets how long to wait before asking a backend's reflection service
+// again after a failure. Default 5s.
+func WithDiscoveryRetry(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.discoveryRetry = d })
+}
+
+// WithLogger sets the logger. Default slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(o *options) { o.logger = l })
+}

@@ -1,0 +1,183 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"github.com/gorilla/websocket"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// Server is the bridge: an http.Handler serving the WebSocket API at /ws plus /healthz and
+// /readyz, forwarding to gRPC backends. Create it with New and stop it with Shutdown.
+type Server struct {
+	opts     options
+	backends []*backendConn
+	catalog  atomic.Pointer[Catalog]
+	upgrader websocket.Upgrader
+	mux      *http.ServeMux
+	hub      *hub
+
+	ctx        context.Context // the server's lifetime; cancelled by Shutdown
+	cancel     context.CancelFunc
+	discovered chan struct{} // closed when discovery ends, successfully or not
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	draining bool
+	connWG   sync.WaitGroup
+}
+
+// New dials the backends (lazily: a backend that is down is not an error) and starts
+// discovering their services in the background. /readyz answers 200 once that succeeded.
+func New(opts ...Option) (*Server, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		opts:       o,
+		conns:      make(map[*conn]struct{}),
+		discovered: make(chan struct{}),
+	}
+	for _, b := range o.backends {
+		dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, b.DialOptions...)
+		cc, err := grpc.NewClient(b.Target, dial...)
+		if err != nil {
+			s.closeBackends()
+			return nil, errors.New("backend " + b.Target + ": " + err.Error())
+		}
+		s.backends = append(s.backends, &backendConn{cfg: b, conn: cc})
+	}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &writeBufferPool,
+		CheckOrigin:     func(*http.Request) bool { return true },
+	}
+	s.hub = newHub(s)
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("/ws", s.serveWS)
+	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !s.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("discovering backends\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	go s.discoverLoop(s.ctx)
+	return s, nil
+}
+
+var writeBufferPool sync.Pool
+
+// ServeHTTP serves /ws, /healthz and /readyz.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Ready reports whether the backends' services have been discovered.
+func (s *Server) Ready() bool { return s.catalog.Load() != nil }
+
+// Catalog returns the current catalog, or nil before discovery succeeded.
+func (s *Server) Catalog() *Catalog { return s.catalog.Load() }
+
+// WaitReady blocks until discovery succeeded or ctx ends.
+func (s *Server) WaitReady(ctx context.Context) error {
+	select {
+	case <-s.discovered:
+		if s.Ready() {
+			return nil
+		}
+		return errors.New("bridge: server closed before discovery succeeded")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	if draining {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered the client
+	}
+	c := newConn(s, ws)
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		c.closeWith(websocket.CloseGoingAway, "server shutting down")
+		c.teardown()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.connWG.Done()
+	}()
+	c.serve()
+}
+
+// Shutdown stops the bridge: new connections are refused, requests in flight finish
+// (until ctx ends), then every connection is closed with 1001 (going away) and the backends
+// are closed. The caller should stop its http.Server's listener first.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.drain(ctx)
+			c.closeWith(websocket.CloseGoingAway, "server shutting down")
+		}()
+	}
+	wg.Wait()
+	s.cancel()
+	s.hub.close()
+
+	done := make(chan struct{})
+	go func() { s.connWG.Wait(); <-s.discovered; close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.closeBackends()
+	return err
+}
+
+func (s *Server) closeBackends() {
+	for _, b := range s.backends {
+		_ = b.conn.Close()
+	}
+}

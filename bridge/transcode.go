@@ -1,0 +1,268 @@
+package bridge
+
+import (
+	"strconv"
+	"strings"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+)
+
+var (
+	// Input accepts both field-name spellings and numbers or strings for integers; fields
+	// the message does not know are an error, never silently dropped.
+	unmarshalJSON = protojson.UnmarshalOptions{}
+	// Output uses proto field names, emits unpopulated fields, and int64 as strings.
+	marshalJSON = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
+)
+
+// page is the pagination a list request used.
+type page struct {
+	number, size int64
+}
+
+// buildRequest turns a request frame into the action's request message.
+func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, *Error) {
+	var pg page
+	msg := dynamicpb.NewMessage(a.req)
+	data := r.data
+	if data != nil && data[0] != '{' {
+		return nil, pg, errDataNotObject
+	}
+
+	if a.kind == kindList {
+		var e *Error
+		if pg, data, e = s.readPage(data); e != nil {
+			return nil, pg, e
+		}
+	}
+
+	// The data object fills the request's "data" message, or else the request itself.
+	target := msg.ProtoReflect()
+	if a.data != nil {
+		target = msg.Mutable(a.data).Message()
+	}
+	if data != nil {
+		if e := checkKnownFields(target.Descriptor(), data); e != nil {
+			return nil, pg, e
+		}
+		if err := unmarshalJSON.Unmarshal(data, target.Interface()); err != nil {
+			return nil, pg, invalidData(err)
+		}
+	}
+
+	if a.pk != nil {
+		if r.pk == nil {
+			if a.detail {
+				return nil, pg, errNotFound
+			}
+		} else {
+			v, ok := parseKey(a.pk, r.pk)
+			if !ok {
+				return nil, pg, errNotFound
+			}
+			msg.Set(a.pk, v)
+		}
+	}
+
+	if a.kind == kindPatch && a.mask != nil && data != nil {
+		fm := msg.Mutable(a.mask).Message()
+		paths := fm.Mutable(fm.Descriptor().Fields().ByName("paths")).List()
+		fields := target.Descriptor().Fields()
+		eachMember(data, func(k, _ []byte) {
+			if f := fieldByKey(fields, k); f != nil {
+				paths.Append(protoreflect.ValueOfString(string(f.Name())))
+			}
+		})
+	}
+
+	if a.kind == kindList {
+		if a.page != nil {
+			msg.Set(a.page, intValue(a.page, pg.number))
+		}
+		if a.pageSize != nil {
+			msg.Set(a.pageSize, intValue(a.pageSize, pg.size))
+		}
+	}
+	return msg, pg, nil
+}
+
+// readPage validates data.page and data.page_size and returns data without them.
+func (s *Server) readPage(data []byte) (page, []byte, *Error) {
+	pg := page{number: 1, size: int64(s.opts.pageSize)}
+	if data == nil {
+		return pg, nil, nil
+	}
+	var rest []byte
+	var bad *Error
+	eachMember(data, func(k, v []byte) {
+		switch {
+		case keyIs(k, "page"):
+			if isNull(v) {
+				return
+			}
+			n, ok := jsonInt(v)
+			if !ok || n < 1 {
+				bad = errInvalidPage
+			}
+			pg.number = n
+		case keyIs(k, "page_size") || keyIs(k, "pageSize"):
+			if isNull(v) {
+				return
+			}
+			n, ok := jsonInt(v)
+			if !ok || n < 1 {
+				if bad == nil {
+					bad = errInvalidPageSz
+				}
+			}
+			pg.size = min(n, int64(s.opts.maxPageSize))
+		default:
+			if rest == nil {
+				rest = append(rest, '{')
+			} else {
+				rest = append(rest, ',')
+			}
+			rest = append(append(append(rest, k...), ':'), v...)
+		}
+	})
+	if bad != nil {
+		return pg, nil, bad
+	}
+	if rest != nil {
+		rest = append(rest, '}')
+	}
+	return pg, rest, nil
+}
+
+// checkKnownFields refuses top-level keys the message does not have, DRF-style per field.
+func checkKnownFields(md protoreflect.MessageDescriptor, data []byte) *Error {
+	var e *Error
+	fields := md.Fields()
+	eachMember(data, func(k, _ []byte) {
+		if fieldByKey(fields, k) != nil {
+			return
+		}
+		if e == nil {
+			e = &Error{Status: 400}
+		}
+		name, _ := jsonString(k)
+		e.Fields = append(e.Fields, FieldError{Field: name, Messages: []string{"Unknown field."}})
+	})
+	return e
+}
+
+func fieldByKey(fields protoreflect.FieldDescriptors, key []byte) protoreflect.FieldDescriptor {
+	name, ok := jsonString(key)
+	if !ok {
+		return nil
+	}
+	if f := fields.ByName(protoreflect.Name(name)); f != nil {
+		return f
+	}
+	return fields.ByJSONName(name)
+}
+
+// invalidData turns a protojson error into a 400 reply without the library's prefixes.
+func invalidData(err error) *Error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "proto:")
+	msg = strings.TrimSpace(msg)
+	if strings.HasPrefix(msg, "(line ") {
+		if i := strings.Index(msg, "): "); i >= 0 {
+			msg = msg[i+3:]
+		}
+	}
+	return newError(400, "Invalid data: "+msg)
+}
+
+func intValue(f protoreflect.FieldDescriptor, n int64) protoreflect.Value {
+	switch f.Kind() {
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind:
+		return protoreflect.ValueOfInt32(int32(n))
+	case protoreflect.Uint32Kind:
+		return protoreflect.ValueOfUint32(uint32(n))
+	case protoreflect.Uint64Kind:
+		return protoreflect.ValueOfUint64(uint64(n))
+	}
+	return protoreflect.ValueOfInt64(n)
+}
+
+// appendResponseData appends a reply's data (and for list, its meta) for a response.
+func appendResponseData(b []byte, a *action, resp *dynamicpb.Message) ([]byte, error) {
+	switch a.kind {
+	case kindDelete:
+		return append(b, "{}"...), nil
+	case kindList:
+		list := resp.Get(a.items).List()
+		b = append(b, '[')
+		for i := 0; i < list.Len(); i++ {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = marshalJSON.MarshalAppend(b, list.Get(i).Message().Interface()); err != nil {
+				return b, err
+			}
+		}
+		return append(b, ']'), nil
+	}
+	return marshalJSON.MarshalAppend(b, resp)
+}
+
+// appendMeta appends a list reply's meta: the page used and the response's other scalars.
+func appendMeta(b []byte, a *action, resp *dynamicpb.Message, pg page) []byte {
+	b = append(b, `{"page":`...)
+	b = strconv.AppendInt(b, pg.number, 10)
+	b = append(b, `,"page_size":`...)
+	b = strconv.AppendInt(b, pg.size, 10)
+	for _, f := range a.meta {
+		b = append(b, ',')
+		b = appendJSONString(b, string(f.Name()))
+		b = append(b, ':')
+		b = appendScalar(b, f, resp.Get(f))
+	}
+	return append(b, '}')
+}
+
+// appendScalar writes one scalar field value as protojson would.
+func appendScalar(b []byte, f protoreflect.FieldDescriptor, v protoreflect.Value) []byte {
+	switch f.Kind() {
+	case protoreflect.BoolKind:
+		return strconv.AppendBool(b, v.Bool())
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		return strconv.AppendInt(b, v.Int(), 10)
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		return strconv.AppendUint(b, v.Uint(), 10)
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		b = append(b, '"')
+		b = strconv.AppendInt(b, v.Int(), 10)
+		return append(b, '"')
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		b = append(b, '"')
+		b = strconv.AppendUint(b, v.Uint(), 10)
+		return append(b, '"')
+	case protoreflect.StringKind:
+		return appendJSONString(b, v.String())
+	case protoreflect.EnumKind:
+		if ev := f.Enum().Values().ByNumber(v.Enum()); ev != nil {
+			return appendJSONString(b, string(ev.Name()))
+		}
+		return strconv.AppendInt(b, int64(v.Enum()), 10)
+	}
+	// Floats and bytes are rare in list meta; let protojson format them exactly.
+	m := dynamicpb.NewMessage(f.ContainingMessage())
+	m.Set(f, v)
+	out, err := marshalJSON.Marshal(m)
+	if err != nil {
+		return append(b, "null"...)
+	}
+	val := []byte("null")
+	eachMember(out, func(k, v []byte) {
+		if keyIs(k, string(f.Name())) {
+			val = v
+		}
+	})
+	return append(b, val...)
+}

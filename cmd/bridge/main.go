@@ -1,0 +1,237 @@
+// Command bridge serves gRPC backends as a REST-like API over one WebSocket.
+// Every flag has an environment variable equivalent (see -help); a flag given on the
+// command line wins over its variable.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
+
+	"github.com/wsbridge/wsbridge/bridge"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bridge:", err)
+		os.Exit(2)
+	}
+}
+
+// listFlag is a repeatable flag; its environment variable holds a comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+type config struct {
+	listen        string
+	backends      listFlag
+	streams       listFlag
+	descriptorSet string
+	pageSize      int
+	maxPageSize   int
+	callTimeout   time.Duration
+	maxInFlight   int
+	queueBytes    int
+	maxFrameBytes int64
+	maxSubs       int
+	drainTimeout  time.Duration
+	logLevel      string
+}
+
+// envNames maps each flag to its environment variable.
+var envNames = map[string]string{
+	"listen":            "BRIDGE_ADDR",
+	"backend":           "BRIDGE_BACKENDS",
+	"stream":            "BRIDGE_STREAMS",
+	"descriptor-set":    "BRIDGE_DESCRIPTOR_SET",
+	"page-size":         "BRIDGE_PAGE_SIZE",
+	"max-page-size":     "BRIDGE_MAX_PAGE_SIZE",
+	"call-timeout":      "BRIDGE_CALL_TIMEOUT",
+	"max-in-flight":     "BRIDGE_MAX_IN_FLIGHT",
+	"queue-bytes":       "BRIDGE_QUEUE_BYTES",
+	"max-frame-bytes":   "BRIDGE_MAX_FRAME_BYTES",
+	"max-subscriptions": "BRIDGE_MAX_SUBSCRIPTIONS",
+	"drain-timeout":     "BRIDGE_DRAIN_TIMEOUT",
+	"log-level":         "BRIDGE_LOG_LEVEL",
+}
+
+func parseFlags(args []string) (*config, error) {
+	var c config
+	fs := flag.NewFlagSet("bridge", flag.ContinueOnError)
+	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve HTTP and the WebSocket on")
+	fs.Var(&c.backends, "backend", "gRPC backend target, repeatable; with -descriptor-set and several backends, target=pkg.Service+pkg.Other names the services it serves")
+	fs.Var(&c.streams, "stream", "expose a service without the bridge's resource option: pkg.Service=stream, repeatable")
+	fs.StringVar(&c.descriptorSet, "descriptor-set", "", "file descriptor set (buf build -o) to use instead of server reflection")
+	fs.IntVar(&c.pageSize, "page-size", 25, "page size of list when the client sends none")
+	fs.IntVar(&c.maxPageSize, "max-page-size", 1000, "largest page size a client may ask for; larger requests are capped")
+	fs.DurationVar(&c.callTimeout, "call-timeout", 10*time.Second, "deadline of every backend call")
+	fs.IntVar(&c.maxInFlight, "max-in-flight", 64, "concurrent requests per connection; at the limit reading pauses")
+	fs.IntVar(&c.queueBytes, "queue-bytes", 1<<20, "outbound bytes queued per connection before it is closed as a slow consumer (4008)")
+	fs.Int64Var(&c.maxFrameBytes, "max-frame-bytes", 64<<10, "largest incoming frame; larger closes the connection with 1009")
+	fs.IntVar(&c.maxSubs, "max-subscriptions", 100, "subscriptions per connection")
+	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: bridge -backend host:port [flags]\n\nFlags (environment variable in brackets):")
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(fs.Output(), "  -%s [%s]\n    \t%s (default %q)\n", f.Name, envNames[f.Name], f.Usage, f.DefValue)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, env := range envNames {
+		v, ok := os.LookupEnv(env)
+		if !ok || set[name] || v == "" {
+			continue
+		}
+		if err := fs.Set(name, v); err != nil {
+			return nil, fmt.Errorf("invalid value %q for -%s (from %s): %v", v, name, env, err)
+		}
+	}
+	switch {
+	case len(c.backends) == 0:
+		return nil, errors.New("-backend is required")
+	case c.pageSize < 1:
+		return nil, fmt.Errorf("-page-size must be at least 1, got %d", c.pageSize)
+	case c.maxPageSize < c.pageSize:
+		return nil, fmt.Errorf("-max-page-size (%d) must be at least -page-size (%d)", c.maxPageSize, c.pageSize)
+	case c.callTimeout <= 0:
+		return nil, fmt.Errorf("-call-timeout must be positive, got %s", c.callTimeout)
+	case c.maxInFlight < 1:
+		return nil, fmt.Errorf("-max-in-flight must be at least 1, got %d", c.maxInFlight)
+	case c.queueBytes < 1024:
+		return nil, fmt.Errorf("-queue-bytes must be at least 1024, got %d", c.queueBytes)
+	case c.maxFrameBytes < 256:
+		return nil, fmt.Errorf("-max-frame-bytes must be at least 256, got %d", c.maxFrameBytes)
+	case c.maxSubs < 0:
+		return nil, fmt.Errorf("-max-subscriptions must not be negative, got %d", c.maxSubs)
+	case c.drainTimeout < 0:
+		return nil, fmt.Errorf("-drain-timeout must not be negative, got %s", c.drainTimeout)
+	}
+	return &c, nil
+}
+
+func (c *config) options(logger *slog.Logger) ([]bridge.Option, error) {
+	opts := []bridge.Option{
+		bridge.WithLogger(logger),
+		bridge.WithPageSize(c.pageSize, c.maxPageSize),
+		bridge.WithCallTimeout(c.callTimeout),
+		bridge.WithMaxInFlight(c.maxInFlight),
+		bridge.WithOutboundQueue(c.queueBytes),
+		bridge.WithMaxFrameSize(c.maxFrameBytes),
+		bridge.WithMaxSubscriptions(c.maxSubs),
+	}
+	for _, b := range c.backends {
+		target, services, _ := strings.Cut(b, "=")
+		be := bridge.Backend{Target: target}
+		if services != "" {
+			be.Services = strings.Split(services, "+")
+		}
+		opts = append(opts, bridge.WithBackend(be))
+	}
+	for _, s := range c.streams {
+		svc, stream, ok := strings.Cut(s, "=")
+		if !ok || svc == "" || stream == "" {
+			return nil, fmt.Errorf("-stream %q: want pkg.Service=stream", s)
+		}
+		opts = append(opts, bridge.WithStream(svc, stream))
+	}
+	if c.descriptorSet != "" {
+		files, err := readDescriptorSet(c.descriptorSet)
+		if err != nil {
+			return nil, fmt.Errorf("-descriptor-set: %v", err)
+		}
+		opts = append(opts, bridge.WithDescriptors(files))
+	}
+	return opts, nil
+}
+
+func readDescriptorSet(path string) (*protoregistry.Files, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var set descriptorpb.FileDescriptorSet
+	if err := proto.Unmarshal(raw, &set); err != nil {
+		return nil, fmt.Errorf("%s is not a file descriptor set: %v", path, err)
+	}
+	return protodesc.NewFiles(&set)
+}
+
+func run(args []string) error {
+	c, err := parseFlags(args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %v", err)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	opts, err := c.options(logger)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("-listen: %v", err)
+	}
+	srv, err := bridge.New(opts...)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("-backend: %v", err)
+	}
+	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	logger.Info("bridge listening", "ws", "ws://"+ln.Addr().String()+"/ws", "backends", c.backends.String())
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "drain_timeout", c.drainTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), c.drainTimeout)
+	defer cancel()
+	_ = httpSrv.Shutdown(shutdownCtx) // stops accepting; WebSockets are the bridge's to close
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("drain timed out", "err", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
