@@ -48,7 +48,7 @@ func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, 
 			return nil, pg, e
 		}
 		if err := unmarshalJSON.Unmarshal(data, target.Interface()); err != nil {
-			return nil, pg, invalidData(err)
+			return nil, pg, invalidData(target.Descriptor(), err)
 		}
 	}
 
@@ -164,14 +164,23 @@ func fieldByKey(fields protoreflect.FieldDescriptors, key []byte) protoreflect.F
 	return fields.ByJSONName(name)
 }
 
-// invalidData turns a protojson error into a 400 reply without the library's prefixes.
-func invalidData(err error) *Error {
+// invalidData turns a protojson error into a 400 reply: a field error when the error names
+// a top-level field, else the message without the library's prefixes.
+func invalidData(md protoreflect.MessageDescriptor, err error) *Error {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "proto:")
 	msg = strings.TrimSpace(msg)
 	if strings.HasPrefix(msg, "(line ") {
 		if i := strings.Index(msg, "): "); i >= 0 {
 			msg = msg[i+3:]
+		}
+	}
+	// protojson says: invalid value for <kind> field <jsonName>: <value>
+	if rest, ok := strings.CutPrefix(msg, "invalid value for "); ok {
+		kind, rest, _ := strings.Cut(rest, " field ")
+		name, _, _ := strings.Cut(rest, ":")
+		if f := md.Fields().ByJSONName(name); f != nil {
+			return &Error{Status: 400, Fields: []FieldError{{Field: string(f.Name()), Messages: []string{"Not a valid " + kind + "."}}}}
 		}
 	}
 	return newError(400, "Invalid data: "+msg)
