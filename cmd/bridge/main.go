@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -100,7 +101,13 @@ func parseFlags(args []string) (*config, error) {
 			fmt.Fprintf(fs.Output(), "  -%s [%s]\n    \t%s (default %q)\n", f.Name, envNames[f.Name], f.Usage, f.DefValue)
 		})
 	}
+	// Parse errors come back as one line from run; only -help prints the usage.
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.Usage()
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {
