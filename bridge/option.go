@@ -43,6 +43,8 @@ type options struct {
 	maxSubs        int
 	discoveryRetry time.Duration
 	logger         *slog.Logger
+	schemaOff      bool // WithSchema(false): no /schema (schema.go)
+	debugPage      bool // WithDebugPage(true): serve /debug/ (debug.go)
 }
 
 func defaultOptions() options {

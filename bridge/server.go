@@ -78,6 +78,7 @@ func New(opts ...Option) (*Server, error) {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	s.addToolRoutes() // /schema and /debug/ (debug.go)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.discoverLoop(s.ctx)
 	return s, nil
