@@ -60,6 +60,8 @@ type config struct {
 	maxSubs       int
 	drainTimeout  time.Duration
 	logLevel      string
+	schema        bool
+	debug         bool
 }
 
 // envNames maps each flag to its environment variable.
@@ -77,6 +79,8 @@ var envNames = map[string]string{
 	"max-subscriptions": "BRIDGE_MAX_SUBSCRIPTIONS",
 	"drain-timeout":     "BRIDGE_DRAIN_TIMEOUT",
 	"log-level":         "BRIDGE_LOG_LEVEL",
+	"schema":            "BRIDGE_SCHEMA",
+	"debug":             "BRIDGE_DEBUG",
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -95,6 +99,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.maxSubs, "max-subscriptions", 100, "subscriptions per connection")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.BoolVar(&c.schema, "schema", true, "serve the JSON description of the streams at GET /schema")
+	fs.BoolVar(&c.debug, "debug", false, "serve the interactive debugger page at /debug/; never in production")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: bridge -backend host:port [flags]\n\nFlags (environment variable in brackets):")
 		fs.VisitAll(func(f *flag.Flag) {
@@ -156,6 +162,8 @@ func (c *config) options(logger *slog.Logger) ([]bridge.Option, error) {
 		bridge.WithOutboundQueue(c.queueBytes),
 		bridge.WithMaxFrameSize(c.maxFrameBytes),
 		bridge.WithMaxSubscriptions(c.maxSubs),
+		bridge.WithSchema(c.schema),
+		bridge.WithDebugPage(c.debug),
 	}
 	for _, b := range c.backends {
 		target, services, _ := strings.Cut(b, "=")
@@ -226,6 +234,9 @@ func run(args []string) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 	logger.Info("bridge listening", "ws", "ws://"+ln.Addr().String()+"/ws", "backends", c.backends.String())
+	if c.debug {
+		logger.Warn("debugger page enabled; never do this in production", "url", "http://"+ln.Addr().String()+"/debug/")
+	}
 
 	select {
 	case err := <-serveErr:
