@@ -1,0 +1,214 @@
+// The client against the real bridge and example backend, started as child processes.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { WebSocket } from "ws";
+import { BridgeError, connect } from "@wsbridge/client";
+import type { Client, ConnectOptions, SubscriptionEvent, SubscriptionStatus } from "@wsbridge/client";
+import { pollsDemo, type Question } from "../examples/polls.js";
+import { Stack } from "./harness.js";
+
+let stack: Stack;
+const clients: Client[] = [];
+
+before(async () => {
+  stack = await Stack.start();
+});
+
+after(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await stack?.stop();
+});
+
+function client(options: ConnectOptions = {}): Client {
+  const c = connect(stack.url, { WebSocket, reconnectDelay: 50, maxReconnectDelay: 500, ...options });
+  clients.push(c);
+  return c;
+}
+
+async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Collects a subscription's events. */
+function collector() {
+  const events: SubscriptionEvent<Question>[] = [];
+  return { events, push: (e: SubscriptionEvent<Question>) => void events.push(e) };
+}
+
+describe("live bridge", () => {
+  test("the typed example", async () => {
+    const demo = await pollsDemo(stack.url, { WebSocket });
+    assert.equal(demo.created.question_text, "What's new?");
+    assert.equal(typeof demo.created.id, "string");
+    assert.equal(demo.published.published, true);
+    assert(demo.page.some((q) => q.id === demo.created.id));
+    assert(demo.count !== undefined && demo.count >= 1);
+    assert.equal(typeof demo.report.total, "string");
+    assert.equal(demo.update.action, "update");
+    assert.equal(demo.update.pk, demo.created.id);
+    assert.equal(demo.update.data.published, true);
+  });
+
+  test("every method", async () => {
+    const questions = client().stream<Question>("questions");
+    const created = await questions.create({ question_text: "First?" });
+    assert.equal(created.question_text, "First?");
+    assert.match(created.id ?? "", /^\d+$/);
+    const pk = created.id!;
+
+    assert.deepEqual(await questions.retrieve(pk), created);
+    assert.deepEqual(await questions.retrieve(Number(pk)), created, "a number pk works too");
+
+    const patched = await questions.patch(pk, { published: true });
+    assert.deepEqual(patched, { ...created, published: true }, "patch keeps the fields it was not given");
+    const updated = await questions.update(pk, { question_text: "Second?" });
+    assert.equal(updated.question_text, "Second?");
+    assert.notEqual(updated.published, true, "update replaces the whole resource");
+
+    const published = await questions.action<Question>("publish", { pk });
+    assert.equal(published.published, true);
+    const report = await questions.action<{ total?: string; published?: string }>("report");
+    assert(Number(report.total) >= 1 && Number(report.published) >= 1);
+
+    for (let i = 0; i < 3; i++) await questions.create({ question_text: `Extra ${i}?` });
+    const { items, meta } = await questions.list({ page: 2, page_size: 2 });
+    assert.equal(meta.page, 2);
+    assert.equal(meta.page_size, 2);
+    assert.equal(typeof meta.count, "number");
+    assert(meta.count! >= 4);
+    assert.equal(items.length, 2);
+    const all = await questions.list({ page: 1, page_size: 1000 });
+    assert.equal(all.items.length, all.meta.count);
+    assert(all.items.some((q) => q.id === pk));
+    const defaults = await questions.list();
+    assert.equal(defaults.meta.page, 1);
+
+    assert.equal(await questions.delete(pk), undefined);
+    await assert.rejects(questions.retrieve(pk), { name: "BridgeError", response_status: 404, errors: ["Not found."] });
+  });
+
+  test("errors", async () => {
+    const c = client();
+    const questions = c.stream<Question>("questions");
+    await assert.rejects(questions.retrieve("999999999"), { name: "BridgeError", response_status: 404, errors: ["Not found."] });
+
+    const invalid = await questions.create({ question_text: "" }).then(
+      () => assert.fail("created"),
+      (e: unknown) => e,
+    );
+    assert(invalid instanceof BridgeError);
+    assert.equal(invalid.response_status, 400);
+    assert.deepEqual(invalid.errors, [{ question_text: ["This field is required."] }]);
+    assert.deepEqual(invalid.fieldErrors, { question_text: ["This field is required."] });
+
+    await assert.rejects(c.stream("nope").retrieve("1"), { name: "BridgeError", response_status: 404, errors: ["Unknown stream."] });
+    await assert.rejects(questions.action("frobnicate"), { name: "BridgeError", response_status: 400 });
+    const refused = c.stream("nope").subscribe({ action: "create" }, () => assert.fail("event"));
+    await assert.rejects(refused.ready, { name: "BridgeError", response_status: 404, errors: ["Unknown stream."] });
+    assert.equal(refused.active, false);
+  });
+
+  test("subscriptions: create, update and delete events", async () => {
+    const questions = client().stream<Question>("questions");
+    const all = collector();
+    const sub = questions.subscribe({}, all.push);
+    assert.deepEqual(await sub.ready, { action: ["create", "update", "delete"] });
+
+    const created = await questions.create({ question_text: "Watched?" });
+    const pk = created.id!;
+    await questions.patch(pk, { question_text: "Still watched?" });
+    await questions.delete(pk);
+    await until(() => all.events.filter((e) => e.pk === pk).length === 3, "three events");
+    const mine = all.events.filter((e) => e.pk === pk);
+    assert.deepEqual(
+      mine.map((e) => [e.action, e.data.question_text]),
+      [
+        ["create", "Watched?"],
+        ["update", "Still watched?"],
+        ["delete", "Still watched?"],
+      ],
+    );
+    for (const e of mine) {
+      assert.equal(e.stream, "questions");
+      assert.equal(e.model, "polls.v1.Question");
+      assert.equal(e.data.id, pk);
+    }
+    await sub.unsubscribe();
+  });
+
+  test("subscriptions: the pk and action filter", async () => {
+    const questions = client().stream<Question>("questions");
+    const a = (await questions.create({ question_text: "A?" })).id!;
+    const b = (await questions.create({ question_text: "B?" })).id!;
+    const onlyA = collector();
+    const sub = questions.subscribe({ action: "update", pk: a }, onlyA.push);
+    assert.deepEqual(await sub.ready, { action: "update", pk: a });
+
+    await questions.patch(b, { question_text: "B2?" });
+    await questions.delete(b);
+    await questions.patch(a, { question_text: "A2?" });
+    await until(() => onlyA.events.length >= 1, "the update of A");
+    await questions.delete(a); // a delete: not asked for
+    await sleep(300);
+    assert.deepEqual(
+      onlyA.events.map((e) => [e.action, e.pk, e.data.question_text]),
+      [["update", a, "A2?"]],
+    );
+    await sub.unsubscribe();
+  });
+
+  test("subscriptions: no events after unsubscribe", async () => {
+    const questions = client().stream<Question>("questions");
+    const ended = collector();
+    const control = collector();
+    const sub = questions.subscribe({ action: "create" }, ended.push);
+    const controlSub = questions.subscribe({ action: "create" }, control.push);
+    await Promise.all([sub.ready, controlSub.ready]);
+
+    await questions.create({ question_text: "Before?" });
+    await until(() => ended.events.length === 1 && control.events.length === 1, "both events");
+    await sub.unsubscribe();
+    assert.equal(sub.active, false);
+    await questions.create({ question_text: "After?" });
+    await until(() => control.events.length === 2, "the control's second event");
+    await sleep(200);
+    assert.deepEqual(
+      ended.events.map((e) => e.data.question_text),
+      ["Before?"],
+    );
+    await controlSub.unsubscribe();
+    await sub.unsubscribe(); // a second time is a no-op
+  });
+
+  test("reconnects after the bridge restarts and renews subscriptions", async () => {
+    const closes: number[] = [];
+    let opens = 0;
+    const c = client({ onOpen: () => opens++, onClose: (info) => closes.push(info.code) });
+    const questions = c.stream<Question>("questions");
+    const created = collector();
+    const statuses: SubscriptionStatus["kind"][] = [];
+    const sub = questions.subscribe({ action: "create" }, created.push, { onStatus: (s) => statuses.push(s.kind) });
+    await sub.ready;
+    assert.equal(opens, 1);
+
+    await stack.restartBridge();
+    await until(() => statuses.includes("resubscribed"), "the subscription to be renewed", 15_000);
+    assert.deepEqual(statuses, ["disconnected", "resubscribed"]);
+    assert.equal(closes[0], 1001, "the bridge closes with 1001 when it shuts down");
+    assert.equal(opens, 2);
+    assert.equal(c.state, "open");
+    assert.equal(sub.active, true);
+
+    const after = await questions.create({ question_text: "After the restart?" });
+    await until(() => created.events.some((e) => e.pk === after.id), "the event after the restart");
+    await sub.unsubscribe();
+  });
+});

@@ -1,0 +1,417 @@
+// The client against a scripted WebSocket server: request matching, timeouts, the queue,
+// authentication, status notifications and reconnects, without the Go side.
+import assert from "node:assert/strict";
+import type { IncomingMessage } from "node:http";
+import { after, describe, test } from "node:test";
+import { WebSocket, WebSocketServer } from "ws";
+import { BridgeError, ClientError, connect } from "@wsbridge/client";
+import type { ConnectOptions, SubscriptionEvent, SubscriptionStatus } from "@wsbridge/client";
+
+interface Incoming {
+  stream: string;
+  payload: { action: string; pk?: unknown; data?: unknown; request_id: string };
+}
+
+/** A server that records frames and lets each test answer them. */
+class Script {
+  readonly server: WebSocketServer;
+  readonly frames: Incoming[] = [];
+  readonly requests: IncomingMessage[] = [];
+  socket: WebSocket | undefined;
+  #waiters: (() => void)[] = [];
+
+  constructor(port = 0) {
+    this.server = new WebSocketServer({ host: "127.0.0.1", port, handleProtocols: (protocols) => [...protocols][0] ?? false });
+    this.server.on("connection", (socket, request) => {
+      this.socket = socket;
+      this.requests.push(request);
+      socket.on("message", (data) => {
+        this.frames.push(JSON.parse(String(data)) as Incoming);
+        this.#wake();
+      });
+      this.#wake();
+    });
+  }
+
+  get url(): string {
+    const address = this.server.address();
+    assert(address && typeof address === "object");
+    return `ws://127.0.0.1:${address.port}/ws`;
+  }
+
+  #wake(): void {
+    for (const w of this.#waiters.splice(0)) w();
+  }
+
+  /** Waits until cond holds, re-checked on every frame and connection. */
+  async until(cond: () => boolean, ms = 3000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error("timed out waiting");
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 50));
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** The nth frame (0-based), once it has come. */
+  async frame(n: number): Promise<Incoming> {
+    await this.until(() => this.frames.length > n);
+    return this.frames[n]!;
+  }
+
+  send(stream: string, payload: Record<string, unknown>): void {
+    this.socket!.send(JSON.stringify({ stream, payload }));
+  }
+
+  reply(to: Incoming, status: number, data: unknown, errors: unknown[] = [], extra: Record<string, unknown> = {}): void {
+    this.send(to.stream, {
+      action: to.payload.action,
+      data,
+      errors,
+      response_status: status,
+      request_id: to.payload.request_id,
+      ...extra,
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.server.clients) c.terminate();
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+const scripts: Script[] = [];
+async function script(port?: number): Promise<Script> {
+  const s = new Script(port);
+  scripts.push(s);
+  await new Promise((resolve) => s.server.once("listening", resolve));
+  return s;
+}
+after(async () => {
+  await Promise.all(scripts.map((s) => s.close()));
+});
+
+function client(s: Script, options: ConnectOptions = {}) {
+  return connect(s.url, { WebSocket, reconnectDelay: 20, maxReconnectDelay: 100, ...options });
+}
+
+describe("requests", () => {
+  test("every method sends its frame and resolves with data", async () => {
+    const s = await script();
+    const c = client(s, { token: "secret" });
+    const q = c.stream<{ id?: string; question_text?: string }>("questions");
+
+    const created = q.create({ question_text: "Why?" });
+    const f0 = await s.frame(0);
+    assert.equal(f0.stream, "questions");
+    assert.equal(f0.payload.action, "create");
+    assert.deepEqual(f0.payload.data, { question_text: "Why?" });
+    assert.equal(typeof f0.payload.request_id, "string");
+    assert.equal("pk" in f0.payload, false);
+    s.reply(f0, 201, { id: "1", question_text: "Why?" });
+    assert.deepEqual(await created, { id: "1", question_text: "Why?" });
+    assert.equal(new URL(s.requests[0]!.url!, "http://x").searchParams.get("token"), "secret");
+
+    const calls: [Promise<unknown>, string, unknown, unknown][] = [
+      [q.retrieve("1"), "retrieve", "1", undefined],
+      [q.update(1, { question_text: "A" }), "update", 1, { question_text: "A" }],
+      [q.patch("1", { question_text: "B" }), "patch", "1", { question_text: "B" }],
+      [q.delete("1"), "delete", "1", {}],
+      [q.action("publish", { pk: "1" }), "publish", "1", undefined],
+      [q.action("report"), "report", undefined, undefined],
+    ];
+    for (const [i, [promise, action, pk, data]] of calls.entries()) {
+      const f = await s.frame(i + 1);
+      assert.equal(f.payload.action, action);
+      assert.deepEqual(f.payload.pk, pk);
+      assert.deepEqual(f.payload.data, data);
+      s.reply(f, 200, action === "delete" ? {} : { action });
+      const result = await promise;
+      if (action === "delete") assert.equal(result, undefined);
+      else assert.deepEqual(result, { action });
+    }
+
+    const listed = q.list({ page: 2, page_size: 5 });
+    const fl = await s.frame(calls.length + 1);
+    assert.deepEqual(fl.payload.data, { page: 2, page_size: 5 });
+    s.reply(fl, 200, [{ id: "6" }], [], { meta: { page: 2, page_size: 5, count: 6 } });
+    assert.deepEqual(await listed, { items: [{ id: "6" }], meta: { page: 2, page_size: 5, count: 6 } });
+    await c.close();
+  });
+
+  test("replies are matched by request_id, in any order", async () => {
+    const s = await script();
+    const c = client(s);
+    const q = c.stream<string>("questions");
+    const a = q.retrieve("a");
+    const b = q.retrieve("b");
+    const [fa, fb] = [await s.frame(0), await s.frame(1)];
+    assert.notEqual(fa.payload.request_id, fb.payload.request_id);
+    s.reply(fb, 200, "B");
+    s.reply(fa, 200, "A");
+    assert.deepEqual(await Promise.all([a, b]), ["A", "B"]);
+    await c.close();
+  });
+
+  test("errors reject with BridgeError", async () => {
+    const s = await script();
+    const c = client(s);
+    const q = c.stream("questions");
+    const created = q.create({});
+    s.reply(await s.frame(0), 400, null, [{ question_text: ["This field is required."] }]);
+    const error = await created.then(
+      () => assert.fail("resolved"),
+      (e: unknown) => e,
+    );
+    assert(error instanceof BridgeError);
+    assert.equal(error.response_status, 400);
+    assert.equal(error.stream, "questions");
+    assert.equal(error.action, "create");
+    assert.deepEqual(error.errors, [{ question_text: ["This field is required."] }]);
+    assert.deepEqual(error.fieldErrors, { question_text: ["This field is required."] });
+    assert.match(error.message, /400 question_text: This field is required\./);
+
+    const missing = q.retrieve("9");
+    s.reply(await s.frame(1), 404, null, ["Not found."]);
+    await assert.rejects(missing, { name: "BridgeError", response_status: 404, errors: ["Not found."] });
+    await c.close();
+  });
+
+  test("a request without a reply times out", async () => {
+    const s = await script();
+    const c = client(s, { requestTimeout: 100 });
+    await assert.rejects(c.stream("questions").retrieve("1"), (e) => e instanceof ClientError && e.reason === "timeout");
+    await c.close();
+  });
+
+  test("requests wait for the connection, and the queue is bounded", async () => {
+    const s = await script();
+    let release!: (token: string) => void;
+    const c = client(s, { maxQueue: 2, token: () => new Promise<string>((r) => (release = r)) });
+    const q = c.stream<string>("questions");
+    const first = q.retrieve("1");
+    const second = q.retrieve("2");
+    await assert.rejects(q.retrieve("3"), (e) => e instanceof ClientError && e.reason === "queue_full");
+    assert.equal(c.state, "connecting");
+    release("late");
+    const [f0, f1] = [await s.frame(0), await s.frame(1)];
+    assert.deepEqual([f0.payload.pk, f1.payload.pk], ["1", "2"]);
+    s.reply(f0, 200, "one");
+    s.reply(f1, 200, "two");
+    assert.deepEqual(await Promise.all([first, second]), ["one", "two"]);
+    assert.equal(c.state, "open");
+    await c.close();
+  });
+
+  test("a queued request that times out is not sent later", async () => {
+    const s = await script();
+    let release!: (token: string) => void;
+    const c = client(s, { requestTimeout: 50, token: () => new Promise<string>((r) => (release = r)) });
+    const q = c.stream("questions");
+    await assert.rejects(q.retrieve("old"), { name: "ClientError", reason: "timeout" });
+    release("t");
+    const fresh = q.retrieve("new");
+    const f = await s.frame(0);
+    assert.equal(f.payload.pk, "new");
+    s.reply(f, 200, null);
+    await fresh;
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(s.frames.length, 1);
+    await c.close();
+  });
+
+  test("close() rejects pending requests and later ones", async () => {
+    const s = await script();
+    const c = client(s);
+    const q = c.stream("questions");
+    const pending = assert.rejects(q.retrieve("1"), { name: "ClientError", reason: "closed" });
+    await s.frame(0);
+    await c.close();
+    await pending;
+    await assert.rejects(q.retrieve("2"), { name: "ClientError", reason: "closed" });
+    assert.equal(c.state, "closed");
+  });
+
+  test("the token can go as a subprotocol", async () => {
+    const s = await script();
+    const c = client(s, { token: "abc", tokenTransport: "subprotocol" });
+    await s.until(() => s.requests.length === 1);
+    assert.equal(s.requests[0]!.headers["sec-websocket-protocol"], "bearer.abc");
+    assert.equal(new URL(s.requests[0]!.url!, "http://x").search, "");
+    await c.close();
+  });
+});
+
+describe("subscriptions", () => {
+  test("events go to the subscription, status notifications to onStatus", async () => {
+    const s = await script();
+    const c = client(s);
+    const events: SubscriptionEvent<{ id: string }>[] = [];
+    const statuses: SubscriptionStatus[] = [];
+    const sub = c
+      .stream<{ id: string }>("questions")
+      .subscribe({ action: "update", pk: "1" }, (e) => events.push(e), { onStatus: (st) => statuses.push(st) });
+    const f = await s.frame(0);
+    assert.deepEqual(f.payload, { action: "subscribe", pk: "1", data: { action: "update" }, request_id: f.payload.request_id });
+    s.reply(f, 200, { action: "update", pk: "1" });
+    assert.deepEqual(await sub.ready, { action: "update", pk: "1" });
+
+    const id = f.payload.request_id;
+    s.send("questions", { action: "update", pk: "1", data: { id: "1" }, model: "polls.v1.Question", request_id: id });
+    s.send("choices", { action: "update", pk: "1", data: { id: "x" }, request_id: id }); // other stream: dropped
+    s.send("questions", { action: "update", pk: "1", data: { id: "y" }, request_id: "nobody" }); // unknown: dropped
+    s.send("questions", { action: "subscribe", data: null, errors: ["Backend unavailable."], response_status: 503, request_id: id });
+    s.send("questions", { action: "subscribe", data: { action: "update", resumed: true }, errors: [], response_status: 200, request_id: id });
+    await s.until(() => statuses.length === 2);
+    assert.deepEqual(events, [{ stream: "questions", action: "update", pk: "1", data: { id: "1" }, model: "polls.v1.Question" }]);
+    assert.deepEqual(statuses, [
+      { kind: "interrupted", response_status: 503, errors: ["Backend unavailable."] },
+      { kind: "resumed", data: { action: "update", resumed: true } },
+    ]);
+
+    const done = sub.unsubscribe();
+    const u = await s.frame(1);
+    assert.deepEqual(u.payload.data, { request_id: id });
+    // Events after unsubscribe() are not delivered, even before its reply.
+    s.send("questions", { action: "update", pk: "1", data: { id: "late" }, request_id: id });
+    s.reply(u, 200, { request_ids: [id] });
+    await done;
+    assert.equal(sub.active, false);
+    assert.equal(events.length, 1);
+    await c.close();
+  });
+
+  test("no filter subscribes to every action", async () => {
+    const s = await script();
+    const c = client(s);
+    c.stream("questions").subscribe({}, () => {});
+    const f = await s.frame(0);
+    assert.deepEqual(f.payload.data, { action: ["create", "update", "delete"] });
+    assert.equal("pk" in f.payload, false);
+    await c.close();
+  });
+
+  test("a refused subscription rejects ready and ends", async () => {
+    const s = await script();
+    const c = client(s);
+    const sub = c.stream("nope").subscribe({ action: "create" }, () => assert.fail("event"));
+    s.reply(await s.frame(0), 404, null, ["Unknown stream."]);
+    await assert.rejects(sub.ready, { name: "BridgeError", response_status: 404 });
+    assert.equal(sub.active, false);
+    await sub.unsubscribe(); // nothing to do
+    assert.equal(s.frames.length, 1);
+    await c.close();
+  });
+
+  test("unsubscribe tolerates 404", async () => {
+    const s = await script();
+    const c = client(s);
+    const sub = c.stream("questions").subscribe({ action: "create" }, () => {});
+    s.reply(await s.frame(0), 200, { action: "create" });
+    await sub.ready;
+    const done = sub.unsubscribe();
+    s.reply(await s.frame(1), 404, null, ["Not found."]);
+    await done;
+    await c.close();
+  });
+
+  test("after a reconnect, subscriptions are renewed with a new request_id and stale events are dropped", async () => {
+    let s = await script();
+    const port = (s.server.address() as { port: number }).port;
+    const tokens: number[] = [];
+    const closes: number[] = [];
+    const c = client(s, { token: () => String(tokens.push(tokens.length + 1)), onClose: (i) => closes.push(i.code) });
+    const events: unknown[] = [];
+    const statuses: string[] = [];
+    const sub = c.stream("questions").subscribe({ action: ["create", "delete"] }, (e) => events.push(e.data), {
+      onStatus: (st) => statuses.push(st.kind),
+    });
+    const first = await s.frame(0);
+    s.reply(first, 200, { action: ["create", "delete"] });
+    await sub.ready;
+
+    // A request in flight when the connection drops fails; one made afterwards waits for the next connection.
+    const inFlight = c.stream("questions").retrieve("1");
+    await s.frame(1);
+    await s.close();
+    await assert.rejects(inFlight, { name: "ClientError", reason: "disconnected" });
+    const queued = c.stream<string>("questions").retrieve("2");
+
+    s = await script(port);
+    const renewed = await s.frame(0);
+    assert.equal(renewed.payload.action, "subscribe");
+    assert.deepEqual(renewed.payload.data, { action: ["create", "delete"] });
+    assert.notEqual(renewed.payload.request_id, first.payload.request_id);
+    const retried = await s.frame(1);
+    assert.equal(retried.payload.pk, "2");
+    s.reply(retried, 200, "two");
+    assert.equal(await queued, "two");
+    s.reply(renewed, 200, { action: ["create", "delete"] });
+    await s.until(() => statuses.length === 2);
+    assert.deepEqual(statuses, ["disconnected", "resubscribed"]);
+    assert.deepEqual(tokens, [1, 2]);
+    assert.equal(new URL(s.requests[0]!.url!, "http://x").searchParams.get("token"), "2");
+    assert.equal(closes.length, 1);
+
+    s.send("questions", { action: "create", pk: "1", data: "stale", request_id: first.payload.request_id });
+    s.send("questions", { action: "create", pk: "1", data: "fresh", request_id: renewed.payload.request_id });
+    await s.until(() => events.length === 1);
+    assert.deepEqual(events, ["fresh"]);
+    await c.close();
+  });
+
+  test("a renewal refused with 503 is retried", async () => {
+    let s = await script();
+    const port = (s.server.address() as { port: number }).port;
+    const statuses: string[] = [];
+    const events: unknown[] = [];
+    const c = client(s);
+    const sub = c.stream("questions").subscribe({ action: "create" }, (e) => events.push(e.data), {
+      onStatus: (st) => statuses.push(st.kind),
+    });
+    s.reply(await s.frame(0), 200, { action: "create" });
+    await sub.ready;
+    await s.close();
+    s = await script(port);
+    s.reply(await s.frame(0), 503, null, ["The bridge has not discovered its backends yet."]);
+    const renewed = await s.frame(1);
+    assert.equal(renewed.payload.action, "subscribe");
+    s.reply(renewed, 200, { action: "create" });
+    await s.until(() => statuses.length === 3);
+    assert.deepEqual(statuses, ["disconnected", "interrupted", "resubscribed"]);
+    assert.equal(sub.active, true);
+    s.send("questions", { action: "create", pk: "1", data: "new", request_id: renewed.payload.request_id });
+    await s.until(() => events.length === 1);
+    await c.close();
+  });
+
+  test("a subscription made while disconnected is sent once on connect", async () => {
+    const s = await script();
+    let release!: (token: string) => void;
+    const c = client(s, { token: () => new Promise<string>((r) => (release = r)) });
+    const sub = c.stream("questions").subscribe({ action: "create" }, () => {});
+    release("t");
+    const f = await s.frame(0);
+    s.reply(f, 200, { action: "create" });
+    await sub.ready;
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(s.frames.length, 1);
+    await c.close();
+  });
+
+  test("close() ends subscriptions", async () => {
+    const s = await script();
+    const c = client(s);
+    const sub = c.stream("questions").subscribe({ action: "create" }, () => {});
+    await s.frame(0);
+    await c.close();
+    await assert.rejects(sub.ready, { name: "ClientError", reason: "closed" });
+    assert.equal(sub.active, false);
+  });
+});
