@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 
+	"google.golang.org/grpc/metadata"
+
 	"google.golang.org/protobuf/types/dynamicpb"
 )
 
@@ -31,6 +33,12 @@ func (c *conn) handle(frame []byte) {
 		return
 	}
 	name, _ := jsonString(r.action)
+	// Permissions come before the action lookup: a denied client learns nothing about
+	// which actions exist (permission.go).
+	if !c.permitted(res, name, &r) {
+		c.replyError(&r, errPermission)
+		return
+	}
 	switch name {
 	case "subscribe":
 		c.srv.hub.subscribe(c, res, &r)
@@ -62,6 +70,9 @@ func (c *conn) call(res *resource, a *action, r *request) {
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.srv.opts.callTimeout)
 	defer cancel()
+	if len(c.md) > 0 {
+		ctx = metadata.NewOutgoingContext(ctx, c.md)
+	}
 	resp := dynamicpb.NewMessage(a.resp)
 	if err := res.conn.Invoke(ctx, a.method, req, resp); err != nil {
 		if c.ctx.Err() != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -45,6 +46,10 @@ type conn struct {
 	// Set at the handshake, read-only afterwards.
 	md          metadata.MD // forwarded to the backends on every call
 	identityKey string      // separates shared upstreams of different identities
+	identity    *Identity   // nil: anonymous
+	limiter     *rate.Limiter
+	expiry      *time.Timer   // closes the connection when its token expires
+	expiryDone  chan struct{} // closed when the expiry timer's function returns
 }
 
 // outFrame is one message to write: head and tail are written as one WebSocket message, so a
@@ -81,6 +86,8 @@ func newConn(s *Server, ws *websocket.Conn) *conn {
 	c := &conn{srv: s, ws: ws, sem: make(chan struct{}, s.opts.maxInFlight)}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	ws.SetReadLimit(s.opts.maxFrameBytes)
+	c.limiter = s.newLimiter()
+	c.initKeepAlive()
 	return c
 }
 
@@ -98,6 +105,7 @@ func (c *conn) serve() {
 		if c.isClosing() {
 			continue // discard until the client's close frame arrives
 		}
+		c.extendRead()
 		if mt != websocket.TextMessage {
 			c.closeWith(websocket.CloseUnsupportedData, "binary frames are not supported")
 			continue
@@ -111,6 +119,11 @@ func (c *conn) serve() {
 				continue
 			}
 			return
+		}
+		if c.limiter != nil && !c.limiter.Allow() {
+			c.refuse(buf.Bytes(), errTooManyReqs)
+			readBufPool.Put(buf)
+			continue
 		}
 		// Backpressure: at the in-flight limit, stop reading until a request finishes.
 		select {
@@ -135,6 +148,7 @@ func (c *conn) serve() {
 
 // teardown ends everything the connection started and waits for it.
 func (c *conn) teardown() {
+	c.stopExpiry()
 	c.cancel()
 	c.srv.hub.dropConn(c)
 	c.reqs.Wait()

@@ -126,6 +126,7 @@ func (s *Server) discoverLoop(ctx context.Context) {
 		cat, err := s.discover(ctx)
 		if err == nil {
 			s.catalog.Store(cat)
+			s.checkPolicy(cat) // config.go
 			s.opts.logger.Info("backends discovered", "streams", cat.Resources())
 			return
 		}

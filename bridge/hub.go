@@ -538,8 +538,12 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) error {
 			h.srv.opts.logger.Error("cannot encode event", "stream", up.key.stream, "err", err)
 			continue
 		}
+		check, pk := h.eventCheck(up, ev) // permission.go: false unless permissions depend on the pk
 		up.mu.Lock()
 		for _, s := range up.subs {
+			if check && !s.conn.mayReceive(up.res, pk) {
+				continue
+			}
 			s.conn.send(outFrame{head: head, tail: s.tail})
 		}
 		up.mu.Unlock()

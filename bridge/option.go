@@ -43,8 +43,9 @@ type options struct {
 	maxSubs        int
 	discoveryRetry time.Duration
 	logger         *slog.Logger
-	schemaOff      bool // WithSchema(false): no /schema (schema.go)
-	debugPage      bool // WithDebugPage(true): serve /debug/ (debug.go)
+	security       securityOptions // authentication, permissions, hardening (security_option.go)
+	schemaOff      bool            // WithSchema(false): no /schema (schema.go)
+	debugPage      bool            // WithDebugPage(true): serve /debug/ (debug.go)
 }
 
 func defaultOptions() options {
@@ -60,6 +61,7 @@ func defaultOptions() options {
 		maxSubs:        100,
 		discoveryRetry: 5 * time.Second,
 		logger:         slog.Default(),
+		security:       defaultSecurityOptions(),
 	}
 }
 
@@ -79,6 +81,9 @@ func (o *options) validate() error {
 		return fmt.Errorf("outbound queue must be at least 1024 bytes, got %d", o.queueBytes)
 	case o.maxFrameBytes < 256:
 		return fmt.Errorf("maximum frame size must be at least 256 bytes, got %d", o.maxFrameBytes)
+	}
+	if err := o.security.validate(); err != nil {
+		return err
 	}
 	if o.descriptors != nil && len(o.backends) > 1 {
 		for _, b := range o.backends {

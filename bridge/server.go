@@ -21,6 +21,7 @@ type Server struct {
 	upgrader websocket.Upgrader
 	mux      *http.ServeMux
 	hub      *hub
+	sec      security // authentication and hardening state (security_option.go)
 
 	ctx        context.Context // the server's lifetime; cancelled by Shutdown
 	cancel     context.CancelFunc
@@ -60,7 +61,7 @@ func New(opts ...Option) (*Server, error) {
 		ReadBufferSize:  1024,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &writeBufferPool,
-		CheckOrigin:     func(*http.Request) bool { return true },
+		// CheckOrigin and HandshakeTimeout: initSecurity.
 	}
 	s.hub = newHub(s)
 	s.mux = http.NewServeMux()
@@ -80,6 +81,7 @@ func New(opts ...Option) (*Server, error) {
 	})
 	s.addToolRoutes() // /schema and /debug/ (debug.go)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.initSecurity()
 	go s.discoverLoop(s.ctx)
 	return s, nil
 }
@@ -116,11 +118,32 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	// Before any work for the client: origin, connection limit, then credentials.
+	if !s.checkOrigin(r) {
+		refuseHandshake(w, http.StatusForbidden, "origin not allowed")
+		return
+	}
+	if !s.admit() {
+		refuseHandshake(w, http.StatusServiceUnavailable, "too many connections")
+		return
+	}
+	defer s.release()
+	hs, err := s.handshake(r)
+	if err != nil {
+		s.opts.logger.Info("handshake refused", "remote", r.RemoteAddr, "reason", err)
+		refuseHandshake(w, http.StatusUnauthorized, "invalid credentials")
+		return
+	}
+	var respHeader http.Header
+	if hs.protocol != "" {
+		respHeader = http.Header{"Sec-Websocket-Protocol": {hs.protocol}}
+	}
+	ws, err := s.upgrader.Upgrade(w, r, respHeader)
 	if err != nil {
 		return // the upgrader has answered the client
 	}
 	c := newConn(s, ws)
+	c.setIdentity(hs)
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
@@ -164,6 +187,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	wg.Wait()
 	s.cancel()
 	s.hub.close()
+	s.sec.bg.Wait()
 
 	done := make(chan struct{})
 	go func() { s.connWG.Wait(); <-s.discovered; close(done) }()

@@ -1,0 +1,335 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/metadata"
+)
+
+// Metadata keys the bridge sends to the backends on every unary call and Subscribe stream
+// of an authenticated connection. Clients cannot set them: handshake headers are forwarded
+// only when allowlisted, and the allowlist refuses this prefix.
+const (
+	// MDSubject carries the token's "sub" claim.
+	MDSubject = "x-bridge-subject"
+	// MDClaimPrefix followed by the claim's name (lower case) carries a forwarded claim,
+	// JSON-encoded: x-bridge-claim-email: "ann@example.com", x-bridge-claim-roles: ["admin"].
+	MDClaimPrefix = "x-bridge-claim-"
+	// mdReserved is the prefix no allowlisted header may use.
+	mdReserved = "x-bridge-"
+)
+
+// Identity is who a connection authenticated as at the handshake. An anonymous connection
+// has a nil *Identity; every method works on nil.
+type Identity struct {
+	// Subject is the token's "sub" claim. Never empty.
+	Subject string
+	// Claims are the token's verified claims, as decoded from JSON.
+	Claims map[string]any
+	// Expires is when the token expires; zero when it does not. The bridge closes the
+	// connection with 4001 then.
+	Expires time.Time
+
+	token string // the raw token, forwarded only with WithForwardToken
+}
+
+// Authenticated reports whether the identity is not anonymous.
+func (id *Identity) Authenticated() bool { return id != nil }
+
+// HasScope reports whether the space-separated "scope" claim or the "scp" claim (an array
+// of strings, or a space-separated string) contains scope.
+func (id *Identity) HasScope(scope string) bool {
+	if id == nil {
+		return false
+	}
+	return claimHas(id.Claims["scope"], scope) || claimHas(id.Claims["scp"], scope)
+}
+
+// HasRole reports whether the "roles" claim (an array of strings, or a space-separated
+// string) contains role.
+func (id *Identity) HasRole(role string) bool {
+	if id == nil {
+		return false
+	}
+	return claimHas(id.Claims["roles"], role)
+}
+
+func claimHas(v any, want string) bool {
+	switch v := v.(type) {
+	case string:
+		return slices.Contains(strings.Fields(v), want)
+	case []any:
+		for _, e := range v {
+			if s, ok := e.(string); ok && s == want {
+				return true
+			}
+		}
+	case []string:
+		return slices.Contains(v, want)
+	}
+	return false
+}
+
+// Authenticator verifies the token a client sends at the handshake. It returns the
+// identity the token proves (with a non-empty Subject), or an error: the handshake is then
+// refused with HTTP 401. WithJWT installs the built-in JWT authenticator.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (*Identity, error)
+}
+
+// AuthenticatorFunc adapts a function to Authenticator.
+type AuthenticatorFunc func(ctx context.Context, token string) (*Identity, error)
+
+// Authenticate calls f.
+func (f AuthenticatorFunc) Authenticate(ctx context.Context, token string) (*Identity, error) {
+	return f(ctx, token)
+}
+
+// bearerProtocol is the Sec-WebSocket-Protocol prefix that carries a token, for browsers,
+// which cannot set headers on a WebSocket.
+const bearerProtocol = "bearer."
+
+// handshake is what the bridge learned from an upgrade request.
+type handshake struct {
+	identity *Identity
+	md       metadata.MD
+	key      string // identityKey: md in canonical form
+	protocol string // subprotocol to answer; "" for none
+}
+
+// errAuth is a refused credential; its text goes to the log, never the token.
+type errAuth string
+
+func (e errAuth) Error() string { return string(e) }
+
+// credentials finds the token of an upgrade request: the Authorization header, the token
+// query parameter, the configured cookie, then a bearer.<token> subprotocol. Only the first
+// source present counts. An empty token means none was sent.
+func credentials(r *http.Request, cookie string) (string, error) {
+	if h := r.Header.Values("Authorization"); len(h) > 0 {
+		if len(h) > 1 {
+			return "", errAuth("several Authorization headers")
+		}
+		scheme, tok, ok := strings.Cut(strings.TrimSpace(h[0]), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			return "", errAuth("the Authorization header is not a Bearer token")
+		}
+		if tok = strings.TrimSpace(tok); tok == "" {
+			return "", errAuth("empty Bearer token")
+		}
+		return tok, nil
+	}
+	if tok := r.URL.Query().Get("token"); tok != "" {
+		return tok, nil
+	}
+	if cookie != "" {
+		if c, err := r.Cookie(cookie); err == nil && c.Value != "" {
+			return c.Value, nil
+		}
+	}
+	for _, p := range subprotocols(r) {
+		if tok, ok := strings.CutPrefix(p, bearerProtocol); ok {
+			if tok == "" {
+				return "", errAuth("empty bearer subprotocol")
+			}
+			return tok, nil
+		}
+	}
+	return "", nil
+}
+
+// subprotocols lists the Sec-WebSocket-Protocol entries of all the header's lines.
+func subprotocols(r *http.Request) []string {
+	var out []string
+	for _, line := range r.Header.Values("Sec-Websocket-Protocol") {
+		for _, p := range strings.Split(line, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// answerProtocol is the subprotocol to answer: when the client offered a bearer.<token>
+// entry, the first other entry it offered (a browser fails a handshake whose answer is
+// missing), so the token is never echoed. Otherwise none, as without authentication.
+func answerProtocol(r *http.Request) string {
+	bearer := false
+	first := ""
+	for _, p := range subprotocols(r) {
+		if strings.HasPrefix(p, bearerProtocol) {
+			bearer = true
+		} else if first == "" {
+			first = p
+		}
+	}
+	if !bearer {
+		return ""
+	}
+	return first
+}
+
+// handshake authenticates an upgrade request and builds what the connection forwards.
+func (s *Server) handshake(r *http.Request) (*handshake, error) {
+	sec := &s.opts.security
+	hs := &handshake{protocol: answerProtocol(r)}
+	tok, err := credentials(r, sec.cookie)
+	if err != nil {
+		return nil, err
+	}
+	if tok != "" && sec.auth != nil {
+		id, err := sec.auth.Authenticate(r.Context(), tok)
+		if err != nil {
+			return nil, err
+		}
+		if id == nil || id.Subject == "" {
+			return nil, errAuth("the token has no subject")
+		}
+		if !printableASCII(id.Subject) {
+			return nil, errAuth("the token's subject is not printable ASCII")
+		}
+		if !id.Expires.IsZero() && !time.Now().Before(id.Expires.Add(-sec.expiryMargin)) {
+			return nil, errAuth("the token expires within the expiry margin")
+		}
+		id.token = tok
+		hs.identity = id
+	}
+	hs.md = s.forwardMD(r, hs.identity)
+	hs.key = mdKey(hs.md)
+	return hs, nil
+}
+
+// forwardMD is the metadata a connection sends to the backends: nothing a client chose
+// except the allowlisted headers.
+func (s *Server) forwardMD(r *http.Request, id *Identity) metadata.MD {
+	sec := &s.opts.security
+	md := metadata.MD{}
+	if id != nil {
+		md.Set(MDSubject, id.Subject)
+		for _, name := range sec.claims {
+			v, ok := id.Claims[name]
+			if !ok {
+				continue
+			}
+			b, err := json.Marshal(v)
+			if err != nil {
+				continue
+			}
+			md.Set(MDClaimPrefix+strings.ToLower(name), asciiJSON(b))
+		}
+		if sec.forwardToken {
+			md.Set("authorization", "Bearer "+id.token)
+		}
+	}
+	for _, h := range sec.headers {
+		for _, v := range r.Header.Values(h) {
+			if printableASCII(v) {
+				md.Append(h, v)
+			}
+		}
+	}
+	if len(md) == 0 {
+		return nil
+	}
+	return md
+}
+
+// mdKey is md in a canonical form: connections with the same key send the same metadata,
+// so they may share an upstream subscription.
+func mdKey(md metadata.MD) string {
+	if len(md) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(md))
+	for k := range md {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k)
+		for _, v := range md[k] {
+			b.WriteByte(0) // values are printable ASCII: 0 and 1 cannot occur in them
+			b.WriteString(v)
+		}
+		b.WriteByte(1)
+	}
+	return b.String()
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiJSON escapes the non-ASCII characters of valid JSON as \uXXXX, so that it is a valid
+// gRPC metadata value.
+func asciiJSON(b []byte) string {
+	if printableASCII(string(b)) {
+		return string(b)
+	}
+	var out strings.Builder
+	const hex = "0123456789abcdef"
+	write := func(u rune) {
+		out.WriteString(`\u`)
+		out.WriteByte(hex[u>>12&0xf])
+		out.WriteByte(hex[u>>8&0xf])
+		out.WriteByte(hex[u>>4&0xf])
+		out.WriteByte(hex[u&0xf])
+	}
+	for _, r := range string(b) {
+		switch {
+		case r >= 0x20 && r <= 0x7e:
+			out.WriteRune(r)
+		case r > 0xffff:
+			// Outside strings JSON is ASCII, so every rune here is inside a string.
+			r -= 0x10000
+			write(0xd800 + (r>>10)&0x3ff)
+			write(0xdc00 + r&0x3ff)
+		default:
+			write(r)
+		}
+	}
+	return out.String()
+}
+
+// refuseHandshake answers a refused handshake without upgrading.
+func refuseHandshake(w http.ResponseWriter, status int, msg string) {
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
+	http.Error(w, msg, status)
+}
+
+// setIdentity applies the handshake to a new connection and arms its expiry timer.
+func (c *conn) setIdentity(hs *handshake) {
+	c.identity = hs.identity
+	c.md = hs.md
+	c.identityKey = hs.key
+	if id := hs.identity; id != nil && !id.Expires.IsZero() {
+		at := id.Expires.Add(-c.srv.opts.security.expiryMargin)
+		done := make(chan struct{})
+		c.expiryDone = done
+		c.expiry = time.AfterFunc(time.Until(at), func() {
+			defer close(done)
+			c.closeWith(CloseTokenExpired, "token expired")
+		})
+	}
+}
+
+// stopExpiry stops the expiry timer, waiting for it if it is closing the connection.
+func (c *conn) stopExpiry() {
+	if c.expiry != nil && !c.expiry.Stop() {
+		<-c.expiryDone
+	}
+}
