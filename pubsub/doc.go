@@ -1,0 +1,64 @@
+// Package pubsub is the backend kit for serving the Subscribe RPC that the
+// wsbridge bridge calls on every resource service.
+//
+// A backend publishes each change to a resource as an [Event] on a [Broker]:
+//
+//	data, err := proto.Marshal(q)
+//	...
+//	err = s.broker.Publish(ctx, "polls.v1.Question", pubsub.Event{
+//		Action: pubsub.ActionUpdate, PK: strconv.FormatInt(q.GetId(), 10), Data: data,
+//	})
+//
+// and implements its server-streaming Subscribe RPC with [Serve]:
+//
+//	func (s *server) Subscribe(req *pollsv1.SubscribeQuestionsRequest, stream grpc.ServerStreamingServer[pollsv1.QuestionEvent]) error {
+//		f := pubsub.Filter{Actions: req.GetActions()}
+//		if req.Pk != nil {
+//			f.PK = strconv.FormatInt(req.GetPk(), 10)
+//		}
+//		return pubsub.Serve(stream, s.broker, "polls.v1.Question", f, func(ev pubsub.Event) (*pollsv1.QuestionEvent, error) {
+//			q := new(pollsv1.Question)
+//			if err := proto.Unmarshal(ev.Data, q); err != nil {
+//				return nil, err
+//			}
+//			return &pollsv1.QuestionEvent{Action: ev.Action, Pk: q.GetId(), Data: q}, nil
+//		})
+//	}
+//
+// # Topics
+//
+// A topic is any string agreed between publisher and subscriber. Use the
+// full name of the resource message, e.g. "polls.v1.Question", so that one
+// topic carries every change of one resource type and [Filter] narrows it per
+// subscriber.
+//
+// # The liveness contract
+//
+// The bridge confirms a subscription to its WebSocket client only once the
+// backend has sent the response header of the Subscribe stream; the client
+// may then rely on seeing every later change. [Serve] therefore subscribes to
+// the broker first and sends the (empty) header second, and every Broker
+// guarantees that once Subscribe returns, every later Publish, from this or
+// any other replica, reaches the subscription. A backend that writes its own
+// Subscribe handler must keep that order.
+//
+// # Delivery
+//
+// Each subscription has a bounded buffer. Events reach a subscription in the
+// order they were published on a topic; an event is never silently dropped
+// for a subscription that stays subscribed: a subscriber that falls behind
+// is ended with [ErrSlowSubscriber] ([Serve] reports RESOURCE_EXHAUSTED) so
+// that its client knows to resubscribe and reload.
+//
+// [MemoryBroker] fans out within one process. A backend running as several
+// replicas uses a distributed Broker such as the one in package
+// github.com/wsbridge/wsbridge/pubsub/natsbroker, so that a change made on
+// one replica reaches subscribers connected to any of them.
+//
+// # Shutdown
+//
+// Closing the Broker ends every subscription with [ErrClosed]; [Serve] then
+// returns UNAVAILABLE "server shutting down", which tells the bridge to
+// reconnect to another replica. Close the Broker before grpc.Server.GracefulStop,
+// otherwise GracefulStop waits forever for the open Subscribe streams.
+package pubsub
