@@ -50,10 +50,14 @@ export class Service {
     this.#child = child;
   }
 
+  get running(): boolean {
+    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
   /** SIGTERM (the services shut down cleanly on it), then SIGKILL after 10 s. */
   async stop(): Promise<void> {
     const child = this.#child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (!child || !this.running) return;
     child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
     await this.#exited;
@@ -70,6 +74,7 @@ export async function waitReady(url: string, service: Service, ms = 60_000): Pro
     } catch {
       // not listening yet
     }
+    if (!service.running) throw new Error(`${service.name} exited before ${url} was ready; it said:\n${service.log}`);
     if (Date.now() > deadline) throw new Error(`${url} not ready after ${ms} ms; ${service.name} said:\n${service.log}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -104,13 +109,18 @@ export class Stack {
   /** Builds both binaries into a temporary directory and starts them. */
   static async start(): Promise<Stack> {
     const dir = await mkdtemp(join(tmpdir(), "wsbridge-ts-"));
-    await promisify(execFile)("go", ["build", "-o", dir + "/", "./cmd/bridge", "./examples/backend"], {
-      cwd: repoRoot(),
-      maxBuffer: 1 << 24,
-    });
     const stack = new Stack(dir, await freePort(), await freePort(), await freePort());
-    stack.backend.start();
-    await stack.startBridge();
+    try {
+      await promisify(execFile)("go", ["build", "-o", dir + "/", "./cmd/bridge", "./examples/backend"], {
+        cwd: repoRoot(),
+        maxBuffer: 1 << 24,
+      });
+      stack.backend.start();
+      await stack.startBridge();
+    } catch (error) {
+      await stack.stop();
+      throw error;
+    }
     return stack;
   }
 
@@ -122,6 +132,11 @@ export class Stack {
   async restartBridge(): Promise<void> {
     await this.bridge.stop();
     await this.startBridge();
+  }
+
+  async restartBackend(): Promise<void> {
+    await this.backend.stop();
+    this.backend.start();
   }
 
   async stop(): Promise<void> {

@@ -188,6 +188,29 @@ describe("live bridge", () => {
     await sub.unsubscribe(); // a second time is a no-op
   });
 
+  test("a backend restart interrupts and resumes subscriptions", async () => {
+    const questions = client().stream<Question>("questions");
+    const created = collector();
+    const statuses: SubscriptionStatus[] = [];
+    const sub = questions.subscribe({ action: "create" }, created.push, { onStatus: (s) => statuses.push(s) });
+    await sub.ready;
+
+    await stack.restartBackend();
+    await until(() => statuses.some((s) => s.kind === "resumed"), "the subscription to resume", 15_000);
+    assert.deepEqual(
+      statuses.map((s) => s.kind),
+      ["interrupted", "resumed"],
+    );
+    const [interrupted] = statuses;
+    assert(interrupted?.kind === "interrupted");
+    assert.equal(interrupted.response_status, 503);
+    assert.equal(typeof interrupted.errors[0], "string");
+
+    const after = await questions.create({ question_text: "After the backend restart?" });
+    await until(() => created.events.some((e) => e.pk === after.id), "the event after the backend restart");
+    await sub.unsubscribe();
+  });
+
   test("reconnects after the bridge restarts and renews subscriptions", async () => {
     const closes: number[] = [];
     let opens = 0;
