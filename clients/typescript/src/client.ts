@@ -1,7 +1,11 @@
 import { BridgeError, ClientError } from "./errors.js";
 import type { ErrorItem, EventAction, EventPayload, ListMeta, Pk, ReplyPayload, RequestPayload } from "./protocol.js";
 
-/** The part of the WebSocket API the client uses: the browser's, Node 22's global, or the `ws` package's. */
+/**
+ * The part of the WebSocket API the client uses: the browser's, Node 22's global, or the `ws` package's.
+ * The handlers take `never` so that every implementation's own event types fit; the client only
+ * assigns them, with handlers that read `data`, `code` and `reason`.
+ */
 export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
@@ -203,7 +207,7 @@ export class Client {
     return this.#state;
   }
 
-  /** The typed actions of one stream, e.g. client.stream<QuestionJson>("questions"). */
+  /** The typed actions of one stream, e.g. client.stream<Question>("questions"). */
   stream<T, W = Partial<T>>(name: string): Stream<T, W> {
     const call = async (action: string, pk?: Pk, data?: unknown) => (await this.#request(name, { action, pk, data })).data;
     return {
