@@ -276,8 +276,8 @@ function renderStreams() {
       }, name, tag && el("span", { class: "tag " + tagClass, text: tag }))));
     for (const a of st.actions) add(a.name, a.scope, a.scope, a.method);
     if (st.events?.length) {
-      add("subscribe", "events", "", "Events: " + st.events.join(", "), "sub");
-      add("unsubscribe", "", "", "End a subscription", "sub");
+      add("subscribe", "events", "", "Events: " + st.events.join(", "), "evt");
+      add("unsubscribe", "", "", "End a subscription", "evt");
     }
     const meta = [st.model && shortName(st.model), st.permission && "permission " + st.permission].filter(Boolean).join(" · ");
     ul.append(el("li", { class: "stream", "data-testid": `stream-${st.stream}`, "data-stream": st.stream },
@@ -312,6 +312,7 @@ function select(stream, name) {
   state.selected = { stream, name, action };
   markSelected();
   $("editor").value = JSON.stringify(template(state.selected), null, 2);
+  $("editor").scrollTop = 0;
   $("editor-error").textContent = "";
   renderInfo();
 }
@@ -445,7 +446,9 @@ function send() {
   if (!sendFrame(frame)) return;
   // Ready for the next send: same frame, fresh request_id.
   frame.payload.request_id = nextId(frame.payload.action === "subscribe" ? "s" : "r");
+  const top = $("editor").scrollTop;
   $("editor").value = JSON.stringify(frame, null, 2);
+  $("editor").scrollTop = top;
 }
 
 function sendFrame(frame) {
@@ -514,12 +517,19 @@ function rememberPk(stream, data) {
 
 // ---- log ----
 
-function addEntry(entry) {
+// stickToBottom runs fn, then keeps the log scrolled to its end if it was there before.
+function stickToBottom(fn) {
   const log = $("log");
   const stick = log.scrollTop + log.clientHeight >= log.scrollHeight - 30;
-  log.append(entry);
-  while (log.childElementCount > 500) log.firstElementChild.remove();
+  fn(log);
   if (stick) log.scrollTop = log.scrollHeight;
+}
+
+function addEntry(entry) {
+  stickToBottom((log) => {
+    log.append(entry);
+    while (log.childElementCount > 500) log.firstElementChild.remove();
+  });
 }
 
 function toggler(head, body) {
@@ -571,8 +581,10 @@ function logReply(pending, frame) {
       el("span", { class: "time", text: elapsed })),
     ...parts);
   if (pending) {
-    pending.entry.querySelector(".status.pending")?.remove();
-    pending.entry.append(reply);
+    stickToBottom(() => {
+      pending.entry.querySelector(".status.pending")?.remove();
+      pending.entry.append(reply);
+    });
     return;
   }
   const entry = el("li", { class: "entry", "data-testid": "log-request", "data-request-id": String(p.request_id ?? ""), "data-unmatched": true },
