@@ -195,6 +195,13 @@ func (h *hub) subscribe(c *conn, res *resource, r *request) {
 		c.replyError(r, errShuttingDown)
 		return
 	}
+	if c.ctx.Err() != nil {
+		// The connection is ending: dropConn (which runs after the cancel, under h.mu) may
+		// already have ended its subscriptions, and one added now would keep its upstream
+		// open forever. Nobody is left to answer.
+		h.mu.Unlock()
+		return
+	}
 	if c.subs == nil {
 		c.subs = &connSubs{}
 	}
@@ -532,6 +539,9 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) error {
 		action := ev.Get(sm.evActon).String()
 		if !slices.Contains(up.acts, action) {
 			continue // the backend ignored the filter; enforce it here
+		}
+		if up.key.hasPK && sm.pk == nil && ev.Get(sm.evPK).String() != up.key.pk {
+			continue // the backend's Subscribe has no pk filter: the key is checked only here
 		}
 		head, err := encodeEvent(up, ev, action, model)
 		if err != nil {
