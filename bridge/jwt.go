@@ -22,7 +22,7 @@ import (
 
 // JWTConfig configures the built-in JWT authenticator (WithJWT, NewJWTAuthenticator).
 type JWTConfig struct {
-	// Secret verifies HS256 tokens. Empty: no HMAC algorithm is accepted.
+	// Secret verifies HS256 tokens; at least 32 bytes. Empty: no HMAC algorithm is accepted.
 	Secret []byte
 	// Keys verify RS256 (*rsa.PublicKey) and ES256 (*ecdsa.PublicKey on P-256) tokens.
 	// ParsePublicKeys reads them from a PEM or JWKS file. A token with a "kid" header is
@@ -59,6 +59,10 @@ type jwtAuthenticator struct {
 // NewJWTAuthenticator returns an Authenticator that verifies JWTs with cfg. A token's
 // "sub" becomes the Identity's Subject, its claims the Identity's Claims.
 func NewJWTAuthenticator(cfg JWTConfig) (Authenticator, error) {
+	if len(cfg.Secret) > 0 && len(cfg.Secret) < 32 {
+		// RFC 7518 3.2: an HS256 key must have at least 256 bits; shorter ones can be guessed.
+		return nil, fmt.Errorf("jwt: the secret must be at least 32 bytes, got %d", len(cfg.Secret))
+	}
 	algs := slices.Clone(cfg.Algorithms)
 	if len(algs) == 0 {
 		if cfg.Keyfunc != nil {

@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -62,6 +61,7 @@ type config struct {
 	logLevel      string
 	schema        bool
 	debug         bool
+	sec           securityFlags // security.go
 }
 
 // envNames maps each flag to its environment variable.
@@ -101,6 +101,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.schema, "schema", true, "serve the JSON description of the streams at GET /schema")
 	fs.BoolVar(&c.debug, "debug", false, "serve the interactive debugger page at /debug/; never in production")
+	c.sec.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: bridge -backend host:port [flags]\n\nFlags (environment variable in brackets):")
 		fs.VisitAll(func(f *flag.Flag) {
@@ -150,6 +151,9 @@ func parseFlags(args []string) (*config, error) {
 	case c.drainTimeout < 0:
 		return nil, fmt.Errorf("-drain-timeout must not be negative, got %s", c.drainTimeout)
 	}
+	if err := c.sec.validate(); err != nil {
+		return nil, err
+	}
 	return &c, nil
 }
 
@@ -165,9 +169,18 @@ func (c *config) options(logger *slog.Logger) ([]bridge.Option, error) {
 		bridge.WithSchema(c.schema),
 		bridge.WithDebugPage(c.debug),
 	}
+	secOpts, err := c.sec.options()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, secOpts...)
+	dial, err := c.sec.backendDialOptions()
+	if err != nil {
+		return nil, err
+	}
 	for _, b := range c.backends {
 		target, services, _ := strings.Cut(b, "=")
-		be := bridge.Backend{Target: target}
+		be := bridge.Backend{Target: target, DialOptions: dial}
 		if services != "" {
 			be.Services = strings.Split(services, "+")
 		}
@@ -223,17 +236,22 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("-listen: %v", err)
 	}
+	httpSrv, err := c.sec.httpServer(nil)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv, err := bridge.New(opts...)
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("-backend: %v", err)
+		return c.sec.newError(err)
 	}
-	httpSrv := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	httpSrv.Handler = srv
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- httpSrv.Serve(ln) }()
-	logger.Info("bridge listening", "ws", "ws://"+ln.Addr().String()+"/ws", "backends", c.backends.String())
+	go func() { serveErr <- serveHTTP(httpSrv, ln) }()
+	logger.Info("bridge listening", "ws", wsScheme(httpSrv)+"://"+ln.Addr().String()+"/ws", "backends", c.backends.String())
 	if c.debug {
 		logger.Warn("debugger page enabled; never do this in production", "url", "http://"+ln.Addr().String()+"/debug/")
 	}
