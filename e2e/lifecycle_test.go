@@ -29,7 +29,7 @@ type slowQuestions struct {
 	started   chan struct{} // one value per Retrieve that began
 	release   chan struct{} // closed by releaseAll to let every Retrieve answer
 	once      sync.Once
-	cancelled atomic.Int64  // Retrieves that saw their context end
+	cancelled atomic.Int64 // Retrieves that saw their context end
 	inFlight  atomic.Int64
 	maxSeen   atomic.Int64
 }
