@@ -105,6 +105,7 @@ test("the debugger creates, retrieves, subscribes, sees another client's update 
   await page.locator(`[data-testid="log-event"][data-request-id="${subscribed.frame.payload.request_id}"]`).waitFor();
 
   await page.getByTestId("shape").locator("summary").first().click();
+  await page.getByTestId("request-editor").evaluate((e) => { e.scrollTop = 0; });
   await screenshot(page, "debugger.png");
 
   // One click ends it; the bridge's 200 marks the group ended, later updates do not arrive.
