@@ -42,7 +42,7 @@ test("the debugger creates, retrieves, subscribes, sees another client's update 
   const page = await stack.page();
   t.after(() => page.close());
   await page.goto(base + "/debug/");
-  await page.locator('[data-testid="conn-status"]:text("connected")').waitFor();
+  await page.locator('[data-testid="conn-status"]:text-is("connected")').waitFor();
 
   // The streams and their actions come from /schema.
   await page.getByTestId("stream-questions").waitFor();
@@ -152,7 +152,7 @@ test("without /schema the page says so and still sends frames typed by hand", as
   t.after(() => page.close());
   await page.goto(noSchema + "/debug/");
   await page.locator('[data-testid="schema-status"]:text("switched off")').waitFor();
-  await page.locator('[data-testid="conn-status"]:text("connected")').waitFor();
+  await page.locator('[data-testid="conn-status"]:text-is("connected")').waitFor();
   await page.getByTestId("request-editor").fill(JSON.stringify({ stream: "questions", payload: { action: "list", request_id: "hand1" } }));
   await page.getByTestId("send").click();
   const reply = page.locator('[data-testid="log-request"][data-request-id="hand1"] [data-testid="log-reply"]');
