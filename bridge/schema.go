@@ -2,7 +2,9 @@ package bridge
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -34,6 +36,9 @@ type SchemaStream struct {
 	Model string `json:"model"`
 	// Permission is the resource's permission as configured ("" means the bridge's default).
 	Permission string `json:"permission"`
+	// EffectivePermission decides action names the resource does not list, as resolved from
+	// the configured policy, the proto options and the defaults.
+	EffectivePermission string `json:"effective_permission"`
 	// Actions in the order of the service's methods.
 	Actions []*SchemaAction `json:"actions"`
 	// Events are the event actions a client can subscribe to; empty without Subscribe.
@@ -56,6 +61,9 @@ type SchemaAction struct {
 	Response string `json:"response"`
 	// Permission is the action's own permission, else the resource's ("" means the default).
 	Permission string `json:"permission"`
+	// EffectivePermission is the permission that decides the action, as resolved from the
+	// configured policy, the proto options and the defaults, e.g. "allow_any".
+	EffectivePermission string `json:"effective_permission"`
 	// PK is the type of payload.pk; nil when the action takes none.
 	PK *SchemaType `json:"pk"`
 	// PKRequired is true for detail actions.
@@ -76,6 +84,8 @@ type SchemaAction struct {
 type SchemaSubscribe struct {
 	Method     string `json:"method"`
 	Permission string `json:"permission"`
+	// EffectivePermission decides subscribe; events also need the one of retrieve.
+	EffectivePermission string `json:"effective_permission"`
 	// PK is the type of the optional pk filter; nil when the stream cannot filter by pk.
 	PK *SchemaType `json:"pk"`
 	// Events are the values data.action accepts (one or an array).
@@ -144,17 +154,43 @@ var kindNames = map[actionKind]string{
 	kindDelete:   "delete",
 }
 
-// schemaPermission is the permission the schema shows for an action (a nil for subscribe).
-//
-// HOOK(permissions): this returns the strings of the proto options as the catalog holds
-// them, the action's own overriding the resource's, "" meaning the bridge's configured
-// default. When the permission system resolves defaults or normalises expressions, return
-// its canonical string here; the schema (and the debugger page) show whatever this returns.
+// schemaPermission is the "permission" the schema shows for an action (a nil for subscribe):
+// the strings of the proto options as the catalog holds them, the action's own overriding
+// the resource's, "" meaning the bridge's configured default.
 func (s *Server) schemaPermission(res *resource, a *action) string {
 	if a != nil && a.permission != "" {
 		return a.permission
 	}
 	return res.permission
+}
+
+// effectivePermission is the "effective_permission" the schema shows for an action name
+// ("" for the stream's default): what the permission system resolved (permission.go).
+// HOOK(permissions): the schema and the debugger page show whatever this returns.
+func (s *Server) effectivePermission(res *resource, action string) string {
+	acc := s.accessOf(res)
+	if action == "" {
+		return permissionText(acc.stream)
+	}
+	return permissionText(acc.of(action))
+}
+
+// permissionText is a permission in the permission syntax; "custom" for one of the
+// embedding program's own (WithPermissions, a PermissionFunc in a Policy).
+func permissionText(p Permission) string {
+	switch p := p.(type) {
+	case builtin:
+		return p.String()
+	case allOf:
+		parts := make([]string, len(p))
+		for i, q := range p {
+			parts[i] = permissionText(q)
+		}
+		return strings.Join(parts, " ")
+	case fmt.Stringer:
+		return p.String()
+	}
+	return "custom"
 }
 
 // Schema describes the current catalog, or returns nil before discovery succeeded.
@@ -178,6 +214,7 @@ func (s *Server) buildSchema(cat *Catalog) *Schema {
 			Actions:    []*SchemaAction{},
 			Events:     []string{},
 		}
+		st.EffectivePermission = s.effectivePermission(res, "")
 		if res.model != nil {
 			st.Model = string(res.model.FullName())
 			b.message(res.model)
@@ -205,17 +242,18 @@ func (s *Server) buildSchema(cat *Catalog) *Schema {
 
 func (s *Server) schemaAction(b *schemaBuilder, res *resource, a *action) *SchemaAction {
 	sa := &SchemaAction{
-		Name:       a.name,
-		Kind:       kindNames[a.kind],
-		Scope:      "list",
-		Detail:     a.detail,
-		Method:     a.method,
-		Request:    string(a.req.FullName()),
-		Response:   string(a.resp.FullName()),
-		Permission: s.schemaPermission(res, a),
-		PKRequired: a.detail,
-		Partial:    a.kind == kindPatch,
-		Status:     http.StatusOK,
+		Name:                a.name,
+		Kind:                kindNames[a.kind],
+		Scope:               "list",
+		Detail:              a.detail,
+		Method:              a.method,
+		Request:             string(a.req.FullName()),
+		Response:            string(a.resp.FullName()),
+		Permission:          s.schemaPermission(res, a),
+		PKRequired:          a.detail,
+		EffectivePermission: s.effectivePermission(res, a.name),
+		Partial:             a.kind == kindPatch,
+		Status:              http.StatusOK,
 	}
 	if a.detail {
 		sa.Scope = "detail"
@@ -251,6 +289,7 @@ func (s *Server) schemaSubscribe(b *schemaBuilder, res *resource, sm *subscribeM
 		Permission: s.schemaPermission(res, nil),
 		Events:     append([]string(nil), eventActions...),
 	}
+	ss.EffectivePermission = s.effectivePermission(res, "subscribe")
 	key := sm.pk
 	if key == nil {
 		key = sm.evPK

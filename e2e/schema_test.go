@@ -39,11 +39,13 @@ type schemaStream struct {
 	Service    string         `json:"service"`
 	Model      string         `json:"model"`
 	Permission *string        `json:"permission"`
+	Effective  string         `json:"effective_permission"`
 	Actions    []schemaAction `json:"actions"`
 	Events     []string       `json:"events"`
 	Subscribe  *struct {
 		Method     string      `json:"method"`
 		Permission *string     `json:"permission"`
+		Effective  string      `json:"effective_permission"`
 		PK         *schemaType `json:"pk"`
 		Events     []string    `json:"events"`
 		Event      schemaType  `json:"event"`
@@ -57,6 +59,7 @@ type schemaAction struct {
 	Detail     bool        `json:"detail"`
 	Method     string      `json:"method"`
 	Permission *string     `json:"permission"`
+	Effective  string      `json:"effective_permission"`
 	PK         *schemaType `json:"pk"`
 	PKRequired bool        `json:"pk_required"`
 	Data       schemaType  `json:"data"`
@@ -282,6 +285,36 @@ func TestSchemaMatchesReplies(t *testing.T) {
 		if got != field.Type {
 			t.Fatalf("%s is a JSON %s, the schema says %s", field.Name, got, field.Type)
 		}
+	}
+}
+
+// effective_permission is what the permission system resolved: the configured policy over
+// the proto options over the default, allow_any.
+func TestSchemaPermissions(t *testing.T) {
+	doc := getSchema(t, newEnv(t))
+	q := doc.Streams["questions"]
+	if *q.Permission != "" || q.Effective != "allow_any" || q.action(t, "create").Effective != "allow_any" {
+		t.Fatalf("default permissions: stream %q/%q, create %q", *q.Permission, q.Effective, q.action(t, "create").Effective)
+	}
+
+	doc = getSchema(t, newEnv(t, bridge.WithPolicy(bridge.Policy{
+		Default: bridge.IsAuthenticated,
+		Streams: map[string]bridge.StreamPolicy{"questions": {Actions: map[string]bridge.Permission{
+			"create":    bridge.AllOf(bridge.IsAuthenticated, bridge.HasScope("polls.write")),
+			"subscribe": bridge.HasRole("watcher"),
+		}}},
+	})))
+	q = doc.Streams["questions"]
+	for action, want := range map[string]string{"create": "is_authenticated scope:polls.write", "retrieve": "is_authenticated"} {
+		if got := q.action(t, action).Effective; got != want {
+			t.Errorf("%s: effective_permission %q, want %q", action, got, want)
+		}
+	}
+	if got := q.Subscribe.Effective; got != "role:watcher" {
+		t.Errorf("subscribe: effective_permission %q, want role:watcher", got)
+	}
+	if got := doc.Streams["choices"].Effective; got != "is_authenticated" {
+		t.Errorf("choices: effective_permission %q, want is_authenticated", got)
 	}
 }
 

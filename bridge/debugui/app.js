@@ -279,7 +279,8 @@ function renderStreams() {
       add("subscribe", "events", "", "Events: " + st.events.join(", "), "evt");
       add("unsubscribe", "", "", "End a subscription", "evt");
     }
-    const meta = [st.model && shortName(st.model), st.permission && "permission " + st.permission].filter(Boolean).join(" · ");
+    const streamPerm = st.effective_permission || st.permission;
+    const meta = [st.model && shortName(st.model), streamPerm && streamPerm !== "allow_any" && streamPerm].filter(Boolean).join(" · ");
     ul.append(el("li", { class: "stream", "data-testid": `stream-${st.stream}`, "data-stream": st.stream },
       el("div", { class: "stream-name", text: st.stream }),
       el("div", { class: "stream-meta", title: st.service, text: meta || st.service }),
@@ -327,10 +328,15 @@ function renderInfo() {
   tags.replaceChildren();
   info.replaceChildren();
   body.replaceChildren();
-  const perm = (p) => el("span", { class: "tag perm", title: "Permission (empty: the bridge's default)", text: "permission: " + (p || "default") });
+  // The permission that decides (policy, proto options and defaults resolved), and the proto option's text.
+  const perm = (x) => el("span", {
+    class: "tag perm", "data-testid": "permission",
+    title: "Proto option: " + (x.permission || "(none)"),
+    text: "permission: " + (x.effective_permission || x.permission || "default"),
+  });
   if (action === "subscribe") {
     const sub = st.subscribe;
-    tags.append(el("span", { class: "tag", text: "events" }), perm(sub.permission));
+    tags.append(el("span", { class: "tag", text: "events" }), perm(sub));
     info.append("Events ", el("code", { text: sub.events.join(", ") }), " of ", el("code", { text: st.model || stream }),
       ". Add ", el("code", { text: '"pk": …' }), " to follow one resource. Method ", el("code", { text: sub.method }), ".");
     body.append(el("div", { class: "shape-title", text: "event payload" }), shapeTable(sub.event));
@@ -342,7 +348,7 @@ function renderInfo() {
       el("code", { text: "data.action" }), " (and pk) as subscribed. Replies with the ended ", el("code", { text: "request_ids" }), ".");
     return;
   }
-  tags.append(el("span", { class: "tag " + action.scope, text: action.scope }), el("span", { class: "tag", text: action.kind }), perm(action.permission));
+  tags.append(el("span", { class: "tag " + action.scope, text: action.scope }), el("span", { class: "tag", text: action.kind }), perm(action));
   const parts = ["Calls ", el("code", { text: action.method }), "; replies ", el("code", { text: String(action.status) }), " with ",
     el("code", { text: typeLabel(action.reply) })];
   if (action.pk_required) parts.push("; needs ", el("code", { text: "pk" }), " (" + typeLabel(action.pk) + ")");

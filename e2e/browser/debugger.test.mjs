@@ -62,6 +62,7 @@ test("the debugger creates, retrieves, subscribes, sees another client's update 
   assert.equal(tmpl.payload.action, "create");
   assert.ok("question_text" in tmpl.payload.data && "published" in tmpl.payload.data, JSON.stringify(tmpl));
   assert.ok(!("id" in tmpl.payload.data) && !("pk" in tmpl.payload), JSON.stringify(tmpl));
+  assert.equal(await page.getByTestId("permission").textContent(), "permission: allow_any");
   const created = await sendAndWait(page);
   assert.equal(created.status, 201);
   const question = await replyData(created.reply);
