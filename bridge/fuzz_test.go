@@ -1,0 +1,154 @@
+package bridge
+
+// Fuzz targets of the two parsers that read client input: the frame envelope and the
+// JSON-to-protobuf request building. The seed corpus is in testdata/fuzz; a longer run is
+// described in docs/security.md.
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	pollsv1 "github.com/wsbridge/wsbridge/proto/polls/v1"
+)
+
+// seedFrames are real frames of the protocol, valid and not.
+var seedFrames = []string{
+	`{"stream":"questions","payload":{"action":"list","request_id":1}}`,
+	`{"stream":"questions","payload":{"action":"list","data":{"page":2,"page_size":5},"request_id":"r1"}}`,
+	`{"stream":"questions","payload":{"action":"create","data":{"question_text":"Why?"},"request_id":"c"}}`,
+	`{"stream":"questions","payload":{"action":"retrieve","pk":"12","request_id":3}}`,
+	`{"stream":"questions","payload":{"action":"update","pk":12,"data":{"question_text":"x","published":true}}}`,
+	`{"stream":"questions","payload":{"action":"patch","pk":"12","data":{"questionText":"y"}}}`,
+	`{"stream":"questions","payload":{"action":"delete","pk":12,"request_id":null}}`,
+	`{"stream":"questions","payload":{"action":"publish","pk":"9007199254740993"}}`,
+	`{"stream":"questions","payload":{"action":"report"}}`,
+	`{"stream":"choices","payload":{"action":"create","data":{"question_id":"1","choice_text":"Yes","votes":"3"}}}`,
+	`{"stream":"choices","payload":{"action":"list","data":{"question_id":1,"page":"1"}}}`,
+	`{"stream":"choices","payload":{"action":"vote","pk":-1}}`,
+	`{"stream":"questions","payload":{"action":"subscribe","pk":1,"data":{"action":["create","update"]},"request_id":"s"}}`,
+	`{"stream":"questions","payload":{"action":"unsubscribe","data":{"request_id":"s"}}}`,
+	`{"stream":"questions","payload":{"action":"create","data":{"question_text":"\u00e9\ud83d\ude00","owner":1}}}`,
+	`{"stream":"questions","payload":{"action":"create","data":{"question_text":5}}}`,
+	`{"stream":"questions","payload":{"action":"list","data":{"page":1.5,"page_size":-1}}}`,
+	`{"stream":"questions","payload":{"action":"update","pk":{"a":1},"data":[1,2]}}`,
+	`{"stream":"questions","stream":"choices","payload":{"action":"list","action":"create"}}`,
+	`{"stream":5,"payload":{"action":"list"}}`,
+	`{"stream":"questions","payload":{"action":5,"request_id":"z"}}`,
+	`{"stream":"questions","payload":{"request_id":{"x":1}}}`,
+	`{"stream":"questions","payload":"list"}`,
+	`{"stream":"questions"}`,
+	`{"payload":{"action":"list"}}`,
+	`["questions"]`,
+	`{"stream":"questions",`,
+	` {"stream" : "questions" , "payload" : { "action" : "list" } } `,
+	`{"stream":"q\"uestions","payload":{"action":"l\\ist","request_id":"\u0000"}}`,
+	`null`,
+	``,
+}
+
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range seedFrames {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		r, e := decodeRequest(frame)
+		if e == nil && (r.action == nil || r.stream == nil) {
+			t.Fatalf("no error but action %q stream %q", r.action, r.stream)
+		}
+		var out []byte
+		if e != nil {
+			out = appendErrorReply(nil, &r, e)
+		} else {
+			out = appendReply(nil, r.stream, r.action, r.data, nil, 200, r.requestID, r.pk)
+			if _, ok := jsonString(r.action); !ok {
+				t.Fatalf("action %q is not a JSON string", r.action)
+			}
+		}
+		if !json.Valid(out) {
+			t.Fatalf("invalid reply %q for frame %q", out, frame)
+		}
+		// What the rate limiter answers is built from the same decoding.
+		if out := appendErrorReply(nil, &r, errTooManyReqs); !json.Valid(out) {
+			t.Fatalf("invalid 429 reply %q for frame %q", out, frame)
+		}
+	})
+}
+
+// pollsCatalog is the catalog of the polls example, from its compiled descriptors.
+func pollsCatalog(tb testing.TB) *Catalog {
+	tb.Helper()
+	svcs := pollsv1.File_polls_v1_polls_proto.Services()
+	var srcs []serviceSource
+	for i := 0; i < svcs.Len(); i++ {
+		srcs = append(srcs, serviceSource{desc: svcs.Get(i)})
+	}
+	cat, err := buildCatalog(srcs)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cat
+}
+
+func FuzzBuildRequest(f *testing.F) {
+	for _, s := range seedFrames {
+		f.Add([]byte(s))
+	}
+	cat := pollsCatalog(f)
+	s := &Server{opts: defaultOptions()}
+	var streams []string
+	for name := range cat.streams {
+		streams = append(streams, name)
+	}
+	slices.Sort(streams)
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		r, e := decodeRequest(frame)
+		if e != nil {
+			return
+		}
+		// The frame's own stream and action first; then every action, so that any data
+		// reaches every request message.
+		stream, _ := jsonString(r.stream)
+		res := cat.streams[stream]
+		if res == nil {
+			res = cat.streams[streams[len(frame)%len(streams)]]
+		}
+		name, _ := jsonString(r.action)
+		actions := []*action{res.actions[name]}
+		for _, n := range sortedKeys(res.actions) {
+			actions = append(actions, res.actions[n])
+		}
+		for _, a := range actions {
+			if a == nil {
+				continue
+			}
+			msg, _, e := s.buildRequest(a, &r)
+			if e != nil {
+				if out := appendErrorReply(nil, &r, e); !json.Valid(out) {
+					t.Fatalf("%s: invalid error reply %q for frame %q", a.name, out, frame)
+				}
+				if e.Status < 400 || e.Status > 499 {
+					t.Fatalf("%s: status %d for client input %q", a.name, e.Status, frame)
+				}
+				continue
+			}
+			if msg == nil {
+				t.Fatalf("%s: no message and no error", a.name)
+			}
+			if _, err := proto.Marshal(msg); err != nil {
+				t.Fatalf("%s: the request does not marshal: %v", a.name, err)
+			}
+		}
+	})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,359 @@
+package bridge_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wsbridge/wsbridge/bridge"
+)
+
+func TestParsePermission(t *testing.T) {
+	anon := (*bridge.Identity)(nil)
+	ann := &bridge.Identity{Subject: "ann", Claims: map[string]any{
+		"scope": "polls.read polls.write", "roles": []any{"editor"},
+	}}
+	bob := &bridge.Identity{Subject: "bob", Claims: map[string]any{"scp": []any{"polls.read"}, "roles": "admin staff"}}
+	cases := []struct {
+		text           string
+		anon, ann, bob bool
+	}{
+		{"allow_any", true, true, true},
+		{"is_authenticated", false, true, true},
+		{"deny_all", false, false, false},
+		{"scope:polls.write", false, true, false},
+		{"scope:polls.read", false, true, true},
+		{"role:admin", false, false, true},
+		{"role:editor", false, true, false},
+		{"  is_authenticated   scope:polls.read ", false, true, true},
+		{"scope:polls.read role:admin", false, false, true},
+	}
+	for _, tc := range cases {
+		p, err := bridge.ParsePermission(tc.text)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.text, err)
+		}
+		for _, who := range []struct {
+			id   *bridge.Identity
+			want bool
+		}{{anon, tc.anon}, {ann, tc.ann}, {bob, tc.bob}} {
+			if got := p.Allow(who.id, "s", "a", ""); got != who.want {
+				t.Fatalf("%q for %v: %v, want %v", tc.text, who.id, got, who.want)
+			}
+		}
+	}
+	for _, bad := range []string{"", " ", "allowany", "scope:", "role:", "scope", "IS_AUTHENTICATED", "allow_any,is_authenticated"} {
+		if _, err := bridge.ParsePermission(bad); err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	good := []string{
+		`{}`,
+		`{"permissions": {}}`,
+		`{"permissions": {"default": "is_authenticated", "streams": {"a": {"actions": {"list": "allow_any"}}}}}`,
+	}
+	for _, g := range good {
+		if _, err := bridge.ParseConfig([]byte(g)); err != nil {
+			t.Fatalf("%s: %v", g, err)
+		}
+	}
+	bad := map[string]string{
+		`{"permission": {}}`:                                                        "permission",
+		`{"permissions": {"default": "everyone"}}`:                                  "permissions.default",
+		`{"permissions": {"streams": {"a": {"default": "x"}}}}`:                     "permissions.streams.a.default",
+		`{"permissions": {"streams": {"a": {"actions": {"list": ""}}}}}`:            "permissions.streams.a.actions.list",
+		`{"permissions": {"streams": {"a": {"action": {}}}}}`:                       "action",
+		`{"permissions": {"default": "allow_any"}} {}`:                              "after",
+		`{"permissions": {"streams": {"a": {"actions": {"list": ["allow_any"]}}}}}`: "permissions",
+		`not json`: "configuration",
+	}
+	for text, want := range bad {
+		_, err := bridge.ParseConfig([]byte(text))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("%s: error %v, want one mentioning %q", text, err, want)
+		}
+	}
+}
+
+func TestInvalidOptionsRefused(t *testing.T) {
+	be := bridge.WithBackend(bridge.Backend{Target: "127.0.0.1:1"})
+	for name, opt := range map[string]bridge.Option{
+		"hop-by-hop header":  bridge.WithForwardHeaders("Connection"),
+		"upgrade header":     bridge.WithForwardHeaders("upgrade"),
+		"websocket header":   bridge.WithForwardHeaders("Sec-WebSocket-Key"),
+		"credential header":  bridge.WithForwardHeaders("Authorization"),
+		"cookie header":      bridge.WithForwardHeaders("cookie"),
+		"reserved header":    bridge.WithForwardHeaders("X-Bridge-Subject"),
+		"grpc header":        bridge.WithForwardHeaders("grpc-timeout"),
+		"binary header":      bridge.WithForwardHeaders("x-trace-bin"),
+		"invalid header":     bridge.WithForwardHeaders("x y"),
+		"invalid claim":      bridge.WithForwardClaims("https://example.com/roles"),
+		"origin path":        bridge.WithAllowedOrigins("https://a.test/path"),
+		"origin no host":     bridge.WithAllowedOrigins("https://"),
+		"bare wildcard":      bridge.WithAllowedOrigins("*."),
+		"negative rate":      bridge.WithRateLimit(-1, 1),
+		"no burst":           bridge.WithRateLimit(1, 0),
+		"negative conns":     bridge.WithMaxConnections(-1),
+		"idle below ping":    bridge.WithKeepAlive(time.Second, time.Second),
+		"negative margin":    bridge.WithTokenExpiryMargin(-time.Second),
+		"short secret":       bridge.WithJWT(bridge.JWTConfig{Secret: []byte("short")}),
+		"no key":             bridge.WithJWT(bridge.JWTConfig{}),
+		"alg none":           bridge.WithJWT(bridge.JWTConfig{Secret: make([]byte, 32), Algorithms: []string{"none"}}),
+		"unknown alg":        bridge.WithJWT(bridge.JWTConfig{Secret: make([]byte, 32), Algorithms: []string{"XS256"}}),
+		"HMAC without key":   bridge.WithJWT(bridge.JWTConfig{Keys: rsaKeys(t), Algorithms: []string{"HS256"}}),
+		"keyfunc, no algs":   bridge.WithJWT(bridge.JWTConfig{Keyfunc: func(*jwt.Token) (any, error) { return nil, nil }}),
+		"unsupported key":    bridge.WithJWT(bridge.JWTConfig{Keys: []bridge.PublicKey{{Key: "x"}}}),
+		"negative handshake": bridge.WithHandshakeTimeout(-time.Second),
+	} {
+		if srv, err := bridge.New(be, opt); err == nil {
+			srv.Shutdown(context.Background())
+			t.Fatalf("%s: accepted", name)
+		}
+	}
+	srv, err := bridge.New(be, bridge.WithForwardHeaders("X-Request-Id", "accept-language"), bridge.WithForwardClaims("email", "tenant_id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown(context.Background())
+}
+
+// TestOriginRefusedBeforeUpgrade uses the handler directly: a cross-origin handshake gets 403
+// and no upgrade, before any credential is looked at.
+func TestOriginRefusedBeforeUpgrade(t *testing.T) {
+	srv, err := bridge.New(bridge.WithBackend(bridge.Backend{Target: "127.0.0.1:1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+	req := httptest.NewRequest("GET", "http://bridge.test/ws", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	req.Header.Set("Origin", "https://evil.test")
+	req.Header.Set("Authorization", "Bearer garbage")
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden || rec.Header().Get("Upgrade") != "" {
+		t.Fatalf("HTTP %d %v, want 403 without upgrade", rec.Code, rec.Header())
+	}
+	// Two Origin headers are refused too.
+	req.Header["Origin"] = []string{"http://bridge.test", "https://evil.test"}
+	rec = httptest.NewRecorder()
+	srv.ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden {
+		t.Fatalf("two origins: HTTP %d, want 403", rec.Code)
+	}
+}
+
+func rsaKeys(t *testing.T) []bridge.PublicKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []bridge.PublicKey{{Key: &k.PublicKey}}
+}
+
+func sign(t *testing.T, m jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(m, c)
+	if kid != "" {
+		tok.Header["kid"] = kid
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestJWTAuthenticator(t *testing.T) {
+	secret := []byte(strings.Repeat("k", 32))
+	r1, _ := rsa.GenerateKey(rand.Reader, 2048)
+	r2, _ := rsa.GenerateKey(rand.Reader, 2048)
+	e1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	auth, err := bridge.NewJWTAuthenticator(bridge.JWTConfig{
+		Secret: secret,
+		Keys:   []bridge.PublicKey{{ID: "r1", Key: &r1.PublicKey}, {ID: "r2", Key: &r2.PublicKey}, {Key: &e1.PublicKey}},
+		Issuer: "iss", Audience: "aud", Leeway: time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Hour).Truncate(time.Second)
+	c := func(extra ...any) jwt.MapClaims {
+		m := jwt.MapClaims{"sub": "ann", "iss": "iss", "aud": []string{"x", "aud"}, "exp": exp.Unix(), "scope": "a b"}
+		for i := 0; i < len(extra); i += 2 {
+			if extra[i+1] == nil {
+				delete(m, extra[i].(string))
+			} else {
+				m[extra[i].(string)] = extra[i+1]
+			}
+		}
+		return m
+	}
+	ok := map[string]string{
+		"HS256":             sign(t, jwt.SigningMethodHS256, secret, "", c()),
+		"RS256 kid r1":      sign(t, jwt.SigningMethodRS256, r1, "r1", c()),
+		"RS256 kid r2":      sign(t, jwt.SigningMethodRS256, r2, "r2", c()),
+		"RS256 no kid":      sign(t, jwt.SigningMethodRS256, r2, "", c()),
+		"ES256 unknown kid": sign(t, jwt.SigningMethodES256, e1, "whatever", c()),
+		"exp within leeway": sign(t, jwt.SigningMethodHS256, secret, "", c("exp", time.Now().Unix())),
+	}
+	for name, tok := range ok {
+		id, err := auth.Authenticate(context.Background(), tok)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if id.Subject != "ann" || !id.HasScope("b") || id.HasScope("c") || id.Claims["iss"] != "iss" {
+			t.Fatalf("%s: identity %+v", name, id)
+		}
+	}
+	id, _ := auth.Authenticate(context.Background(), ok["HS256"])
+	if !id.Expires.Equal(exp) {
+		t.Fatalf("expires %v, want %v", id.Expires, exp)
+	}
+
+	pub, _ := x509.MarshalPKIXPublicKey(&r1.PublicKey)
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub})
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, c()).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	bad := map[string]string{
+		"alg none":            none,
+		"alg none, signature": strings.TrimSuffix(none, ".") + ".x",
+		"HS256 with RSA key":  sign(t, jwt.SigningMethodHS256, pubPEM, "r1", c()),
+		"HS256 with RSA DER":  sign(t, jwt.SigningMethodHS256, pub, "", c()),
+		"HS512":               sign(t, jwt.SigningMethodHS512, secret, "", c()),
+		"RS512":               sign(t, jwt.SigningMethodRS512, r1, "r1", c()),
+		"RS256 wrong kid":     sign(t, jwt.SigningMethodRS256, r1, "r2", c()),
+		"expired":             sign(t, jwt.SigningMethodHS256, secret, "", c("exp", time.Now().Add(-time.Minute).Unix())),
+		"no exp":              sign(t, jwt.SigningMethodHS256, secret, "", c("exp", nil)),
+		"nbf future":          sign(t, jwt.SigningMethodHS256, secret, "", c("nbf", time.Now().Add(time.Minute).Unix())),
+		"iat future":          sign(t, jwt.SigningMethodHS256, secret, "", c("iat", time.Now().Add(time.Minute).Unix())),
+		"wrong iss":           sign(t, jwt.SigningMethodHS256, secret, "", c("iss", "other")),
+		"no iss":              sign(t, jwt.SigningMethodHS256, secret, "", c("iss", nil)),
+		"wrong aud":           sign(t, jwt.SigningMethodHS256, secret, "", c("aud", "other")),
+		"sub not a string":    sign(t, jwt.SigningMethodHS256, secret, "", c("sub", 5)),
+		"exp not a number":    sign(t, jwt.SigningMethodHS256, secret, "", c("exp", "tomorrow")),
+		"garbage":             "a.b.c",
+		"empty":               "",
+		"tampered signature":  sign(t, jwt.SigningMethodRS256, r1, "", c()) + "tampered",
+	}
+	for name, tok := range bad {
+		if id, err := auth.Authenticate(context.Background(), tok); err == nil {
+			t.Fatalf("%s: accepted as %+v", name, id)
+		}
+	}
+	// A crafted header claiming ES256 over an RSA signature is refused.
+	parts := strings.Split(sign(t, jwt.SigningMethodRS256, r1, "r1", c()), ".")
+	hdr := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","typ":"JWT","kid":"r1"}`))
+	if _, err := auth.Authenticate(context.Background(), hdr+"."+parts[1]+"."+parts[2]); err == nil {
+		t.Fatal("algorithm swapped in the header accepted")
+	}
+
+	lax, err := bridge.NewJWTAuthenticator(bridge.JWTConfig{Secret: secret, AllowNoExpiry: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err = lax.Authenticate(context.Background(), sign(t, jwt.SigningMethodHS256, secret, "", jwt.MapClaims{"sub": "x"}))
+	if err != nil || !id.Expires.IsZero() {
+		t.Fatalf("AllowNoExpiry: %v %+v", err, id)
+	}
+}
+
+func TestParsePublicKeys(t *testing.T) {
+	r, _ := rsa.GenerateKey(rand.Reader, 2048)
+	e, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pkix1, _ := x509.MarshalPKIXPublicKey(&r.PublicKey)
+	pkix2, _ := x509.MarshalPKIXPublicKey(&e.PublicKey)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &e.PublicKey, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pemFile []byte
+	for _, b := range []*pem.Block{
+		{Type: "PUBLIC KEY", Bytes: pkix1},
+		{Type: "PUBLIC KEY", Bytes: pkix2},
+		{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&r.PublicKey)},
+		{Type: "CERTIFICATE", Bytes: certDER},
+	} {
+		pemFile = append(pemFile, pem.EncodeToMemory(b)...)
+	}
+	keys, err := bridge.ParsePublicKeys(pemFile)
+	if err != nil || len(keys) != 4 {
+		t.Fatalf("PEM: %d keys, %v", len(keys), err)
+	}
+
+	b64 := func(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+	pt, _ := e.PublicKey.Bytes() // 0x04 || X || Y
+	jwks, _ := json.Marshal(map[string]any{"keys": []map[string]any{
+		{"kty": "RSA", "kid": "r", "use": "sig", "n": b64(r.N.Bytes()), "e": b64(big.NewInt(int64(r.E)).Bytes())},
+		{"kty": "EC", "kid": "e", "crv": "P-256", "x": b64(pt[1:33]), "y": b64(pt[33:])},
+		{"kty": "RSA", "kid": "enc", "use": "enc", "n": b64(r.N.Bytes()), "e": "AQAB"},
+	}})
+	keys, err = bridge.ParsePublicKeys(jwks)
+	if err != nil || len(keys) != 2 || keys[0].ID != "r" || keys[1].ID != "e" {
+		t.Fatalf("JWKS: %+v, %v", keys, err)
+	}
+	auth, err := bridge.NewJWTAuthenticator(bridge.JWTConfig{Keys: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := jwt.MapClaims{"sub": "ann", "exp": time.Now().Add(time.Hour).Unix()}
+	for _, tok := range []string{sign(t, jwt.SigningMethodRS256, r, "r", claims), sign(t, jwt.SigningMethodES256, e, "e", claims)} {
+		if _, err := auth.Authenticate(context.Background(), tok); err != nil {
+			t.Fatalf("token verified with JWKS keys: %v", err)
+		}
+	}
+	// The key types do not cross: an RSA-signed token named after the EC key fails.
+	if _, err := auth.Authenticate(context.Background(), sign(t, jwt.SigningMethodRS256, r, "e", claims)); err == nil {
+		t.Fatal("kid of an EC key accepted an RSA signature")
+	}
+
+	priv, _ := x509.MarshalPKCS8PrivateKey(r)
+	badPoint := append([]byte(nil), pt...)
+	badPoint[40] ^= 0xff
+	for name, data := range map[string][]byte{
+		"private PEM":  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: priv}),
+		"garbage":      []byte("hello"),
+		"empty JWKS":   []byte(`{"keys": []}`),
+		"private JWK":  []byte(`{"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB", "d": "AQAB"}]}`),
+		"bad curve":    []byte(`{"keys": [{"kty": "EC", "crv": "P-192", "x": "AA", "y": "AA"}]}`),
+		"off curve":    []byte(fmt.Sprintf(`{"keys": [{"kty": "EC", "crv": "P-256", "x": %q, "y": %q}]}`, b64(badPoint[1:33]), b64(badPoint[33:]))),
+		"oct key":      []byte(`{"keys": [{"kty": "oct", "k": "AAAA"}]}`),
+		"bad exponent": []byte(`{"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQ"}]}`),
+	} {
+		if keys, err := bridge.ParsePublicKeys(data); err == nil {
+			t.Fatalf("%s: accepted %+v", name, keys)
+		}
+	}
+}
+
+func TestIdentityClaims(t *testing.T) {
+	var anon *bridge.Identity
+	if anon.Authenticated() || anon.HasScope("x") || anon.HasRole("x") {
+		t.Fatal("anonymous has something")
+	}
+	id := &bridge.Identity{Subject: "s", Claims: map[string]any{"scp": "a b", "scope": 5, "roles": []any{"r", 1}}}
+	if !id.Authenticated() || !id.HasScope("b") || id.HasScope("5") || !id.HasRole("r") || id.HasRole("1") {
+		t.Fatalf("claims misread: %+v", id)
+	}
+}
