@@ -197,8 +197,9 @@ func (s *Server) handshake(r *http.Request) (*handshake, error) {
 		if !id.Expires.IsZero() && !time.Now().Before(id.Expires.Add(-sec.expiryMargin)) {
 			return nil, errAuth("the token expires within the expiry margin")
 		}
-		id.token = tok
-		hs.identity = id
+		own := *id // the authenticator may share its identities; this one is the connection's
+		own.token = tok
+		hs.identity = &own
 	}
 	hs.md = s.forwardMD(r, hs.identity)
 	hs.key = mdKey(hs.md)
