@@ -1,0 +1,599 @@
+// Command benchcmp is a side-by-side benchmark of the example backend reached four ways:
+// directly over gRPC; through its grpc-gateway REST API (which the backend serves by calling
+// its services in-process); through grpc-gateway run as a separate proxy in front of the gRPC
+// port (the position the bridge is in); and through the bridge's WebSocket.
+// It runs the backend and the bridge in-process on loopback, then for every transport and
+// call (retrieve and create of a question) runs a fixed concurrency for a fixed time and
+// prints requests per second and p50/p99 latency as a table, plus the bridge's ratios.
+//
+// Run it with scripts/bench; see docs/benchmarks.md for what the numbers mean.
+//
+//	scripts/bench -duration 5s -concurrency 32 -ws-conns 4
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/wsbridge/wsbridge/bridge"
+	"github.com/wsbridge/wsbridge/examples/backend/polls"
+
+	pollsv1 "github.com/wsbridge/wsbridge/proto/polls/v1"
+)
+
+// Design targets of the project for the bridge's throughput.
+const (
+	targetVsREST = 2.0 // bridge requests/s ≥ 2× grpc-gateway's
+	targetVsGRPC = 0.5 // bridge requests/s ≥ 0.5× direct gRPC's
+)
+
+type config struct {
+	duration    time.Duration
+	warmup      time.Duration
+	rounds      int
+	concurrency int
+	wsConns     int
+	seed        int
+	transports  []string
+	calls       []string
+	cpuProfile  string
+	memProfile  string
+}
+
+var (
+	allTransports = []string{"grpc", "rest", "rest-proxy", "ws"}
+	allCalls      = []string{"retrieve", "create"}
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (*config, error) {
+	var c config
+	var transports, calls string
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.DurationVar(&c.duration, "duration", 5*time.Second, "measured time of each transport × call")
+	fs.IntVar(&c.rounds, "rounds", 1, "split -duration into this many slices, run in turn across the transports (evens out drift on a busy machine)")
+	fs.DurationVar(&c.warmup, "warmup", 500*time.Millisecond, "unmeasured warm-up before each transport × call")
+	fs.IntVar(&c.concurrency, "concurrency", 32, "requests in flight at once, for every transport")
+	fs.IntVar(&c.wsConns, "ws-conns", 4, "WebSocket connections the in-flight requests are spread over (pipelined)")
+	fs.IntVar(&c.seed, "seed", 100, "questions created before the run; retrieve cycles through them")
+	fs.StringVar(&transports, "transports", strings.Join(allTransports, ","), "comma-separated subset of "+strings.Join(allTransports, ","))
+	fs.StringVar(&calls, "calls", strings.Join(allCalls, ","), "comma-separated subset of retrieve,create")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured runs (the whole process: clients, bridge and backend) to this file")
+	fs.StringVar(&c.memProfile, "memprofile", "", "write an allocation profile to this file at the end")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: scripts/bench [flags]\n\nCompares the example backend over gRPC, grpc-gateway REST and the bridge's WebSocket.\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if c.transports, err = subset("-transports", transports, allTransports); err != nil {
+		return nil, err
+	}
+	if c.calls, err = subset("-calls", calls, allCalls); err != nil {
+		return nil, err
+	}
+	switch {
+	case c.duration <= 0:
+		return nil, fmt.Errorf("-duration must be positive, got %s", c.duration)
+	case c.rounds < 1 || c.duration/time.Duration(c.rounds) < 100*time.Millisecond:
+		return nil, fmt.Errorf("-rounds must be at least 1, and the slices at least 100ms, got %d", c.rounds)
+	case c.warmup < 0:
+		return nil, fmt.Errorf("-warmup must not be negative, got %s", c.warmup)
+	case c.concurrency < 1:
+		return nil, fmt.Errorf("-concurrency must be at least 1, got %d", c.concurrency)
+	case c.wsConns < 1 || c.wsConns > c.concurrency:
+		return nil, fmt.Errorf("-ws-conns must be between 1 and -concurrency (%d), got %d", c.concurrency, c.wsConns)
+	case c.seed < 1:
+		return nil, fmt.Errorf("-seed must be at least 1, got %d", c.seed)
+	}
+	return &c, nil
+}
+
+// subset parses a comma-separated list whose items must be in all, keeping all's order.
+func subset(name, list string, all []string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !slices.Contains(all, s) {
+			return nil, fmt.Errorf("%s: unknown %q (want some of %s)", name, s, strings.Join(all, ","))
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s is empty", name)
+	}
+	slices.SortFunc(out, func(a, b string) int { return slices.Index(all, a) - slices.Index(all, b) })
+	return slices.Compact(out), nil
+}
+
+func run(args []string, out io.Writer) error {
+	c, err := parseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+
+	env, err := startEnv(c)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+
+	clients := map[string]client{}
+	for _, t := range c.transports {
+		var cl client
+		switch t {
+		case "grpc":
+			cl, err = newGRPCClient(env.grpcAddr)
+		case "rest":
+			cl = newRESTClient(env.restURL, c.concurrency)
+		case "rest-proxy":
+			cl = newRESTClient(env.proxyURL, c.concurrency)
+		case "ws":
+			cl, err = newWSClient(env.wsURL, c.wsConns)
+		}
+		if err != nil {
+			return fmt.Errorf("%s client: %w", t, err)
+		}
+		defer cl.close()
+		clients[t] = cl
+	}
+
+	printHeader(out, c)
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	// Every transport × call runs in c.rounds slices taken in turn, so that a drift (the
+	// database growing, other load on the machine) is shared by all rather than hitting
+	// whichever runs last.
+	type cell struct {
+		transport, call string
+		op              opFunc
+		sample
+	}
+	var cells []*cell
+	for _, call := range c.calls {
+		for _, t := range c.transports {
+			cells = append(cells, &cell{transport: t, call: call, op: clients[t].op(call, env.pks)})
+		}
+	}
+	slice := c.duration / time.Duration(c.rounds)
+	for round := 0; round < c.rounds; round++ {
+		for _, cl := range cells {
+			if round == 0 && c.warmup > 0 {
+				phase(c, cl.op, c.warmup)
+			}
+			s := phase(c, cl.op, slice)
+			cl.add(s)
+			fmt.Fprintf(os.Stderr, "bench: round %d/%d %-10s %-8s %8.0f req/s\n", round+1, c.rounds, cl.transport, cl.call, float64(len(s.lat))/s.elapsed.Seconds())
+		}
+	}
+	var results []result
+	for _, cl := range cells {
+		r := cl.result()
+		r.transport, r.call = cl.transport, cl.call
+		results = append(results, r)
+	}
+	if c.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if c.memProfile != "" {
+		if err := writeHeapProfile(c.memProfile); err != nil {
+			return err
+		}
+	}
+	printTable(out, results)
+	printRatios(out, c, results)
+	for _, r := range results {
+		if r.ok == 0 {
+			return fmt.Errorf("%s %s: no request succeeded (%d errors, first: %v)", r.transport, r.call, r.errors, r.firstErr)
+		}
+	}
+	return nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("allocs").WriteTo(f, 0)
+}
+
+// env is the example backend and the bridge in front of it, in this process.
+type env struct {
+	dir      string
+	backend  *polls.Server
+	bridge   *bridge.Server
+	http     *http.Server
+	proxy    *http.Server     // grpc-gateway in front of the gRPC port
+	proxyCC  *grpc.ClientConn // its connection to the backend
+	grpcAddr string
+	restURL  string // the backend's own REST API, http://host:port
+	proxyURL string // the grpc-gateway proxy, http://host:port
+	wsURL    string // ws://host:port/ws
+	pks      []int64
+}
+
+func startEnv(c *config) (_ *env, err error) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	e := &env{}
+	defer func() {
+		if err != nil {
+			e.close()
+		}
+	}()
+	if e.dir, err = os.MkdirTemp("", "wsbridge-bench-"); err != nil {
+		return nil, err
+	}
+	glis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	hlis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		glis.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e.backend, err = polls.Start(ctx, polls.Config{
+		GRPCListener: glis,
+		HTTPListener: hlis,
+		DBPath:       filepath.Join(e.dir, "polls.db"),
+		Logger:       quiet,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start backend: %w", err)
+	}
+	e.grpcAddr = e.backend.GRPCAddr().String()
+	e.restURL = "http://" + e.backend.HTTPAddr().String()
+
+	e.bridge, err = bridge.New(
+		bridge.WithBackend(bridge.Backend{Target: e.grpcAddr}),
+		bridge.WithLogger(quiet),
+		bridge.WithDiscoveryRetry(200*time.Millisecond),
+		// Every request of a connection may be in flight at once.
+		bridge.WithMaxInFlight(max(64, c.concurrency)),
+		// The per-connection rate limit (default 100 messages/s) protects the bridge from
+		// one abusive browser; a load test from a trusted client measures without it.
+		bridge.WithRateLimit(0, 0),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start bridge: %w", err)
+	}
+	blis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	e.http = &http.Server{Handler: e.bridge, ReadHeaderTimeout: 10 * time.Second}
+	go e.http.Serve(blis)
+	e.wsURL = "ws://" + blis.Addr().String() + "/ws"
+	if err := e.bridge.WaitReady(ctx); err != nil {
+		return nil, fmt.Errorf("bridge not ready: %w", err)
+	}
+
+	// grpc-gateway as a proxy: the backend's REST routes and JSON options, calling the
+	// backend over one gRPC connection as the bridge does.
+	if e.proxyCC, err = grpc.NewClient(e.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		return nil, err
+	}
+	mux := gwruntime.NewServeMux(gwruntime.WithMarshalerOption(gwruntime.MIMEWildcard, &gwruntime.JSONPb{
+		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+	}))
+	if err := pollsv1.RegisterQuestionServiceHandler(ctx, mux, e.proxyCC); err != nil {
+		return nil, err
+	}
+	plis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	e.proxy = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go e.proxy.Serve(plis)
+	e.proxyURL = "http://" + plis.Addr().String()
+
+	// The questions retrieve reads, made over gRPC.
+	g, err := newGRPCClient(e.grpcAddr)
+	if err != nil {
+		return nil, err
+	}
+	defer g.close()
+	for i := 0; i < c.seed; i++ {
+		q, err := g.create(ctx, fmt.Sprintf("Seed question %d?", i))
+		if err != nil {
+			return nil, fmt.Errorf("seed: %w", err)
+		}
+		e.pks = append(e.pks, q)
+	}
+	return e, nil
+}
+
+func (e *env) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if e.proxy != nil {
+		_ = e.proxy.Shutdown(ctx)
+	}
+	if e.proxyCC != nil {
+		_ = e.proxyCC.Close()
+	}
+	if e.http != nil {
+		_ = e.http.Shutdown(ctx)
+	}
+	if e.bridge != nil {
+		_ = e.bridge.Shutdown(ctx)
+	}
+	if e.backend != nil {
+		_ = e.backend.GracefulStop(ctx)
+	}
+	if e.dir != "" {
+		_ = os.RemoveAll(e.dir)
+	}
+}
+
+// client is one transport's way of making the calls.
+type client interface {
+	// op returns the function one worker calls in a loop for call ("retrieve" or
+	// "create"); worker numbers the caller, i counts its calls.
+	op(call string, pks []int64) opFunc
+	close()
+}
+
+type opFunc func(ctx context.Context, worker, i int) error
+
+// result is one transport × call.
+type result struct {
+	transport, call string
+	ok, errors      int
+	firstErr        error
+	rps             float64
+	p50, p99        time.Duration
+	cpuPerReq       time.Duration // process CPU time per successful request
+}
+
+// sample is what one phase measured.
+type sample struct {
+	lat      []time.Duration // of the calls that succeeded
+	errors   int
+	firstErr error
+	elapsed  time.Duration
+	cpu      time.Duration // of the whole process: clients, bridge and backend
+}
+
+func (s *sample) add(o sample) {
+	s.lat = append(s.lat, o.lat...)
+	s.errors += o.errors
+	if s.firstErr == nil {
+		s.firstErr = o.firstErr
+	}
+	s.elapsed += o.elapsed
+	s.cpu += o.cpu
+}
+
+func (s *sample) result() result {
+	r := result{ok: len(s.lat), errors: s.errors, firstErr: s.firstErr}
+	if s.elapsed > 0 {
+		r.rps = float64(r.ok) / s.elapsed.Seconds()
+	}
+	if r.ok > 0 {
+		r.cpuPerReq = s.cpu / time.Duration(r.ok)
+	}
+	slices.Sort(s.lat)
+	r.p50, r.p99 = percentile(s.lat, 0.50), percentile(s.lat, 0.99)
+	return r
+}
+
+// phase runs op with c.concurrency workers until d has passed and every worker has finished
+// its last call. Calls still unanswered 30s after the end are abandoned as errors.
+func phase(c *config, op opFunc, d time.Duration) sample {
+	runtime.GC() // leave no garbage of the previous phase to this one
+	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
+	defer cancel()
+	workers := make([]sample, c.concurrency)
+	cpu0 := cpuTime()
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wk := &workers[w]
+		wk.lat = make([]time.Duration, 0, 1024)
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				t0 := time.Now()
+				if !t0.Before(deadline) {
+					return
+				}
+				if err := op(ctx, w, i); err != nil {
+					wk.errors++
+					if wk.firstErr == nil {
+						wk.firstErr = err
+					}
+					if ctx.Err() != nil {
+						return
+					}
+					continue
+				}
+				wk.lat = append(wk.lat, time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	all := sample{elapsed: time.Since(start), cpu: cpuTime() - cpu0}
+	for _, wk := range workers {
+		wk.elapsed = 0
+		all.add(wk)
+	}
+	return all
+}
+
+// percentile is the nearest-rank percentile of sorted latencies.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(sorted))+0.999999) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+var transportNames = map[string]string{
+	"grpc":       "gRPC",
+	"rest":       "REST (backend's grpc-gateway)",
+	"rest-proxy": "REST (grpc-gateway proxy)",
+	"ws":         "WebSocket (bridge)",
+}
+
+func printHeader(out io.Writer, c *config) {
+	rounds := ""
+	if c.rounds > 1 {
+		rounds = fmt.Sprintf(" in %d rounds", c.rounds)
+	}
+	fmt.Fprintf(out, "wsbridge benchmark: %s per row%s after %s warm-up; %d requests in flight (WebSocket: over %d connections); %s %s/%s, GOMAXPROCS %d\n\n",
+		c.duration, rounds, c.warmup, c.concurrency, c.wsConns, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
+}
+
+func printTable(out io.Writer, results []result) {
+	rows := [][]string{{"transport", "call", "requests/s", "p50", "p99", "errors", "CPU/request"}}
+	for _, r := range results {
+		cpu := "-"
+		if r.cpuPerReq > 0 {
+			cpu = fmtDur(r.cpuPerReq)
+		}
+		rows = append(rows, []string{transportNames[r.transport], r.call, fmt.Sprintf("%.0f", r.rps), fmtDur(r.p50), fmtDur(r.p99), fmt.Sprint(r.errors), cpu})
+	}
+	printColumns(out, rows, 2) // text columns left, numbers right
+	for _, r := range results {
+		if r.firstErr != nil {
+			fmt.Fprintf(out, "first error of %s %s: %v\n", transportNames[r.transport], r.call, r.firstErr)
+		}
+	}
+}
+
+// printColumns prints rows as columns two spaces apart, the first left columns aligned left
+// and the others right.
+func printColumns(out io.Writer, rows [][]string, left int) {
+	var width []int
+	for _, row := range rows {
+		for i, cell := range row {
+			if i >= len(width) {
+				width = append(width, 0)
+			}
+			width[i] = max(width[i], utf8.RuneCountInString(cell))
+		}
+	}
+	for _, row := range rows {
+		var b strings.Builder
+		for i, cell := range row {
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(cell))
+			if i > 0 {
+				b.WriteString("  ")
+			}
+			if i < left {
+				b.WriteString(cell + pad)
+			} else {
+				b.WriteString(pad + cell)
+			}
+		}
+		fmt.Fprintln(out, strings.TrimRight(b.String(), " "))
+	}
+}
+
+func printRatios(out io.Writer, c *config, results []result) {
+	find := func(t, call string) *result {
+		for i := range results {
+			if results[i].transport == t && results[i].call == call {
+				return &results[i]
+			}
+		}
+		return nil
+	}
+	var rows [][]string
+	for _, call := range c.calls {
+		ws := find("ws", call)
+		if ws == nil {
+			continue
+		}
+		for _, cmp := range []struct {
+			transport, label string
+			target           float64
+		}{
+			{"rest", "bridge/REST", targetVsREST},
+			{"rest-proxy", "bridge/REST proxy", targetVsREST},
+			{"grpc", "bridge/gRPC", targetVsGRPC},
+		} {
+			base := find(cmp.transport, call)
+			if base == nil || base.rps == 0 {
+				continue
+			}
+			ratio := ws.rps / base.rps
+			verdict := "meets"
+			if ratio < cmp.target {
+				verdict = "BELOW"
+			}
+			rows = append(rows, []string{"  " + cmp.label, call, fmt.Sprintf("%.2f×", ratio), fmt.Sprintf("target ≥ %.1f×: %s", cmp.target, verdict)})
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nrequests/s ratios:")
+	printColumns(out, rows, 2)
+}
+
+// fmtDur prints a latency with three significant digits.
+func fmtDur(d time.Duration) string {
+	switch {
+	case d >= time.Second:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%.0fµs", float64(d)/float64(time.Microsecond))
+	}
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunSmall runs the whole benchmark briefly so that the program keeps working.
+func TestRunSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the backend, the bridge and every transport")
+	}
+	var out bytes.Buffer
+	args := []string{"-duration", "300ms", "-rounds", "2", "-warmup", "50ms", "-concurrency", "4", "-ws-conns", "2", "-seed", "5"}
+	if err := run(args, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	t.Logf("\n%s", out.String())
+	for _, name := range transportNames {
+		for _, call := range allCalls {
+			found := false
+			for _, line := range strings.Split(out.String(), "\n") {
+				if f := strings.Fields(strings.TrimPrefix(line, name)); strings.HasPrefix(line, name) && len(f) == 6 && f[0] == call {
+					found = true
+					if f[4] != "0" {
+						t.Errorf("%s %s: %s errors", name, call, f[4])
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no row for %s %s", name, call)
+			}
+		}
+	}
+	for _, want := range []string{"bridge/REST ", "bridge/REST proxy ", "bridge/gRPC "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q ratio", want)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var lat []time.Duration
+	for i := 1; i <= 100; i++ {
+		lat = append(lat, time.Duration(i))
+	}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{0.50, 50}, {0.99, 99}, {1, 100}, {0.001, 1}} {
+		if got := percentile(lat, c.p); got != c.want {
+			t.Errorf("percentile(1..100, %v) = %d, want %d", c.p, got, c.want)
+		}
+	}
+	if got := percentile(nil, 0.5); got != 0 {
+		t.Errorf("percentile(nil) = %d", got)
+	}
+	if got := percentile([]time.Duration{7}, 0.99); got != 7 {
+		t.Errorf("percentile([7], .99) = %d", got)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	c, err := parseFlags([]string{"-transports", "ws, grpc,ws", "-calls", "create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.transports, ",") != "grpc,ws" || strings.Join(c.calls, ",") != "create" {
+		t.Errorf("transports %v calls %v", c.transports, c.calls)
+	}
+	for _, bad := range [][]string{
+		{"-transports", "http3"},
+		{"-calls", ""},
+		{"-ws-conns", "64"},
+		{"-concurrency", "0"},
+		{"-duration", "1s", "-rounds", "50"},
+		{"extra"},
+	} {
+		if _, err := parseFlags(bad); err == nil {
+			t.Errorf("parseFlags(%q) succeeded", bad)
+		}
+	}
+}
