@@ -1,6 +1,9 @@
 import { BridgeError, ClientError } from "./errors.js";
 import type { ErrorItem, EventAction, EventPayload, ListMeta, Pk, ReplyPayload, RequestPayload } from "./protocol.js";
 
+/** The subprotocol offered beside a bearer token. */
+export const WIRE_PROTOCOL = "wsbridge.v1";
+
 /**
  * The part of the WebSocket API the client uses: the browser's, Node 22's global, or the `ws` package's.
  * The handlers take `never` so that every implementation's own event types fit; the client only
@@ -257,7 +260,9 @@ export class Client {
       if (this.#closed) return; // closed while the token was fetched
       const url = new URL(this.url);
       let protocols: string[] | undefined;
-      if (token && this.#opts.tokenTransport === "subprotocol") protocols = [`bearer.${token}`];
+      // The bridge answers with the other offered protocol and never echoes the token, and a
+      // handshake whose offered protocols get no answer fails, so offer one more.
+      if (token && this.#opts.tokenTransport === "subprotocol") protocols = [WIRE_PROTOCOL, `bearer.${token}`];
       else if (token) url.searchParams.set(this.#opts.tokenParam ?? "token", token);
       ws = new this.#WebSocket(url.toString(), protocols);
     } catch (error) {

@@ -21,7 +21,7 @@ class Script {
   #waiters: (() => void)[] = [];
 
   constructor(port = 0) {
-    this.server = new WebSocketServer({ host: "127.0.0.1", port, handleProtocols: (protocols) => [...protocols][0] ?? false });
+    this.server = new WebSocketServer({ host: "127.0.0.1", port, handleProtocols: (protocols) => [...protocols].find((p) => !p.startsWith("bearer.")) ?? false });
     this.server.on("connection", (socket, request) => {
       this.socket = socket;
       this.requests.push(request);
@@ -242,7 +242,7 @@ describe("requests", () => {
     const s = await script();
     const c = client(s, { token: "abc", tokenTransport: "subprotocol" });
     await s.until(() => s.requests.length === 1);
-    assert.equal(s.requests[0]!.headers["sec-websocket-protocol"], "bearer.abc");
+    assert.equal(s.requests[0]!.headers["sec-websocket-protocol"], "wsbridge.v1,bearer.abc");
     assert.equal(new URL(s.requests[0]!.url!, "http://x").search, "");
     await c.close();
   });
