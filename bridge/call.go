@@ -26,8 +26,7 @@ func (c *conn) handle(frame []byte) {
 		c.replyError(&r, errShuttingDown)
 		return
 	}
-	stream, _ := jsonString(r.stream)
-	res := cat.streams[stream]
+	res := cat.streams[string(unquoted(r.stream))]
 	if res == nil {
 		c.replyError(&r, errUnknownStream)
 		return

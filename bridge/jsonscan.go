@@ -132,6 +132,16 @@ func jsonString(raw []byte) (string, bool) {
 	return s, true
 }
 
+// unquoted returns the text of a raw JSON string token for a map lookup, without
+// allocating when the token has no escapes.
+func unquoted(raw []byte) []byte {
+	if len(raw) >= 2 && raw[0] == '"' && !containsBackslash(raw) {
+		return raw[1 : len(raw)-1]
+	}
+	s, _ := jsonString(raw)
+	return []byte(s)
+}
+
 // jsonScalarText reads a raw JSON string or number as text, for keys and page numbers.
 func jsonScalarText(raw []byte) (string, bool) {
 	if len(raw) == 0 {

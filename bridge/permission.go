@@ -258,13 +258,19 @@ func (s *Server) resolveAccess(res *resource) *access {
 // has one, so that a permission sees the key the backend will.
 func (c *conn) permitted(res *resource, action string, r *request) bool {
 	acc := c.srv.accessOf(res)
-	pk := requestPK(res, action, r.pk)
-	if !acc.of(action).Allow(c.identity, res.stream, action, pk) {
+	p := acc.of(action)
+	// The usual permissions look at the identity only; reading the pk costs a parse.
+	pk := ""
+	if !identityOnly(p) {
+		pk = requestPK(res, action, r.pk)
+	}
+	if !p.Allow(c.identity, res.stream, action, pk) {
 		return false
 	}
 	if action == "subscribe" && !acc.eventPerEvent {
 		// A subscriber who may not retrieve would never receive an event: refuse now, and
-		// fan-out need not check anything.
+		// fan-out need not check anything. eventPerEvent is false only for identity-only
+		// permissions, so the pk is not needed.
 		return acc.event.Allow(c.identity, res.stream, "retrieve", pk)
 	}
 	return true
