@@ -79,6 +79,7 @@ func New(opts ...Option) (*Server, error) {
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	s.mux.HandleFunc("/metrics", s.serveMetrics)
 	s.addToolRoutes() // /schema and /debug/ (debug.go)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.initSecurity()
