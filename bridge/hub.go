@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 )
@@ -416,7 +419,13 @@ func (e *Error) firstMessage() string {
 // backend kit sends once the subscription is registered: from then on no change is missed.
 func (h *hub) open(up *upstream) (grpc.ClientStream, context.CancelFunc, error) {
 	ctx, cancel := context.WithCancel(up.ctx)
+	// The whole set-up, connecting included, is bounded by the call timeout; the stream
+	// itself then lives until cancel.
+	timer := time.AfterFunc(h.srv.opts.callTimeout, cancel)
 	stream, err := h.start(ctx, up)
+	if !timer.Stop() {
+		err = context.DeadlineExceeded
+	}
 	if err != nil {
 		cancel()
 		return nil, nil, err
@@ -453,18 +462,17 @@ func (h *hub) start(ctx context.Context, up *upstream) (grpc.ClientStream, error
 	if err := stream.CloseSend(); err != nil {
 		return nil, err
 	}
-	hctx, cancel := context.WithTimeout(ctx, h.srv.opts.callTimeout)
-	defer cancel()
-	type result struct{ err error }
-	done := make(chan result, 1)
-	go func() { _, err := stream.Header(); done <- result{err} }()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			return nil, r.err
+	md, err := stream.Header()
+	if err != nil {
+		return nil, err
+	}
+	if md == nil {
+		// No header: the call ended before the backend registered the subscription
+		// (an error status, or an empty stream). RecvMsg says how.
+		if err := stream.RecvMsg(dynamicpb.NewMessage(sm.event)); err != nil && err != io.EOF {
+			return nil, err
 		}
-	case <-hctx.Done():
-		return nil, hctx.Err()
+		return nil, status.Error(codes.Unavailable, "the backend ended the subscription at once")
 	}
 	return stream, nil
 }
