@@ -135,23 +135,6 @@ func parseEventActions(data []byte) (actionRaw []byte, acts []string, e *Error) 
 	return actionRaw, acts, nil
 }
 
-// eachElement calls fn for each element of the valid JSON array arr.
-func eachElement(arr []byte, fn func(v []byte)) {
-	i := skipSpace(arr, 0) + 1
-	for {
-		i = skipSpace(arr, i)
-		if i >= len(arr) || arr[i] == ']' {
-			return
-		}
-		if arr[i] == ',' {
-			i = skipSpace(arr, i+1)
-		}
-		end := skipValue(arr, i)
-		fn(arr[i:end])
-		i = end
-	}
-}
-
 func (h *hub) subscribe(c *conn, res *resource, r *request) {
 	sm := res.subscribe
 	if sm == nil {

@@ -96,6 +96,23 @@ func eachMember(obj []byte, fn func(key, value []byte)) {
 	}
 }
 
+// eachElement calls fn for each element of the valid JSON array arr.
+func eachElement(arr []byte, fn func(v []byte)) {
+	i := skipSpace(arr, 0) + 1
+	for {
+		i = skipSpace(arr, i)
+		if i >= len(arr) || arr[i] == ']' {
+			return
+		}
+		if arr[i] == ',' {
+			i = skipSpace(arr, i+1)
+		}
+		end := skipValue(arr, i)
+		fn(arr[i:end])
+		i = end
+	}
+}
+
 // keyIs reports whether the raw key token equals the plain name.
 func keyIs(key []byte, name string) bool {
 	if len(key) == len(name)+2 && string(key[1:len(key)-1]) == name {

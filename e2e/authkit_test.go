@@ -11,7 +11,6 @@ import (
 	"crypto/rsa"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -129,30 +128,6 @@ func newSpyEnv(t *testing.T, opts ...bridge.Option) (*env, *spy) {
 	t.Helper()
 	b, sp := startSpyBackend(t, nil)
 	return newEnvFor(t, b, opts...), sp
-}
-
-// newEnvWith is newEnvFor with the bridge's backend configured by be (TLS, for instance).
-func newEnvWith(t *testing.T, b *backend, be bridge.Backend, opts ...bridge.Option) *env {
-	t.Helper()
-	all := append([]bridge.Option{
-		bridge.WithBackend(be),
-		bridge.WithLogger(quiet),
-		bridge.WithDiscoveryRetry(200 * time.Millisecond),
-	}, opts...)
-	srv, err := bridge.New(all...)
-	if err != nil {
-		t.Fatalf("bridge.New: %v", err)
-	}
-	e := &env{t: t, backend: b, bridge: srv}
-	e.http = httptest.NewServer(srv)
-	e.url = "ws" + strings.TrimPrefix(e.http.URL, "http") + "/ws"
-	t.Cleanup(e.close)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.WaitReady(ctx); err != nil {
-		t.Fatalf("bridge not ready: %v", err)
-	}
-	return e
 }
 
 // keys signs test tokens.

@@ -98,8 +98,14 @@ func newEnv(t *testing.T, opts ...bridge.Option) *env {
 
 func newEnvFor(t *testing.T, b *backend, opts ...bridge.Option) *env {
 	t.Helper()
+	return newEnvWith(t, b, bridge.Backend{Target: b.addr}, opts...)
+}
+
+// newEnvWith is newEnvFor with the bridge's backend configured by be (TLS, for instance).
+func newEnvWith(t *testing.T, b *backend, be bridge.Backend, opts ...bridge.Option) *env {
+	t.Helper()
 	all := append([]bridge.Option{
-		bridge.WithBackend(bridge.Backend{Target: b.addr}),
+		bridge.WithBackend(be),
 		bridge.WithLogger(quiet),
 		bridge.WithDiscoveryRetry(200 * time.Millisecond),
 	}, opts...)
