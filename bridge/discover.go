@@ -118,27 +118,62 @@ func (s *Server) backendFor(name protoreflect.FullName) *backendConn {
 	return nil
 }
 
-// discoverLoop retries discovery until it succeeds or the server closes.
+// discoverLoop retries discovery until it succeeds, then, with a refresh interval,
+// discovers again on that interval and swaps in the new catalog, until the server closes.
 func (s *Server) discoverLoop(ctx context.Context) {
+	defer close(s.loopDone)
+	if !s.discoverUntilReady(ctx) {
+		return
+	}
+	if s.opts.refresh <= 0 {
+		return
+	}
+	t := time.NewTicker(s.opts.refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cat, err := s.discover(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.opts.logger.Warn("refreshing the catalog failed; keeping the current one", "err", err)
+			}
+			continue
+		}
+		s.install(cat)
+	}
+}
+
+func (s *Server) discoverUntilReady(ctx context.Context) bool {
 	defer close(s.discovered)
 	delay := s.opts.discoveryRetry / 8
 	for {
 		cat, err := s.discover(ctx)
 		if err == nil {
-			s.catalog.Store(cat)
-			s.checkPolicy(cat) // config.go
+			s.install(cat)
 			s.opts.logger.Info("backends discovered", "streams", cat.Resources())
-			return
+			return true
 		}
 		if ctx.Err() != nil {
-			return
+			return false
 		}
 		s.opts.logger.Warn("discovery failed, retrying", "err", err, "in", delay)
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, s.opts.discoveryRetry)
 	}
+}
+
+// install swaps in a new catalog. Requests already under way, and upstream subscriptions,
+// keep the resources they started with.
+func (s *Server) install(cat *Catalog) {
+	s.catalog.Store(cat)
+	s.sec.access.Clear() // permissions are cached per resource of the old catalog
+	s.checkPolicy(cat)   // config.go
 }

@@ -42,6 +42,7 @@ type options struct {
 	maxFrameBytes  int64
 	maxSubs        int
 	discoveryRetry time.Duration
+	refresh        time.Duration
 	logger         *slog.Logger
 	security       securityOptions // authentication, permissions, hardening (security_option.go)
 	schemaOff      bool            // WithSchema(false): no /schema (schema.go)
@@ -157,6 +158,14 @@ func WithMaxSubscriptions(n int) Option {
 // again after a failure. Default 5s.
 func WithDiscoveryRetry(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.discoveryRetry = d })
+}
+
+// WithRefresh makes the bridge discover its backends' services again every interval after
+// the first success and swap in the new catalog, so new or changed services and methods
+// appear without a restart. A failed refresh keeps the current catalog. Default 0: discover
+// once.
+func WithRefresh(interval time.Duration) Option {
+	return optionFunc(func(o *options) { o.refresh = interval })
 }
 
 // WithLogger sets the logger. Default slog.Default().

@@ -25,7 +25,8 @@ type Server struct {
 
 	ctx        context.Context // the server's lifetime; cancelled by Shutdown
 	cancel     context.CancelFunc
-	discovered chan struct{} // closed when discovery ends, successfully or not
+	discovered chan struct{} // closed when the first discovery ends, successfully or not
+	loopDone   chan struct{} // closed when the discovery loop, refreshes included, has ended
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -47,6 +48,7 @@ func New(opts ...Option) (*Server, error) {
 		opts:       o,
 		conns:      make(map[*conn]struct{}),
 		discovered: make(chan struct{}),
+		loopDone:   make(chan struct{}),
 	}
 	for _, b := range o.backends {
 		dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, b.DialOptions...)
@@ -191,7 +193,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.sec.bg.Wait()
 
 	done := make(chan struct{})
-	go func() { s.connWG.Wait(); <-s.discovered; close(done) }()
+	go func() { s.connWG.Wait(); <-s.loopDone; close(done) }()
 	var err error
 	select {
 	case <-done:

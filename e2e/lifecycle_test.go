@@ -266,3 +266,30 @@ func TestOnlyResourceMethodsAreReachable(t *testing.T) {
 		wantErrors(t, c.do("questions", map[string]any{"action": action}), 400, `["Invalid Action"]`)
 	}
 }
+
+func TestRefreshPicksUpNewServices(t *testing.T) {
+	// First a backend that serves questions only, then the full backend on the same address.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	pollsv1.RegisterQuestionServiceServer(gs, &pollsv1.UnimplementedQuestionServiceServer{})
+	reflection.Register(gs)
+	go gs.Serve(lis)
+	b := &backend{t: t, addr: lis.Addr().String(), db: t.TempDir() + "/polls.db"}
+	t.Cleanup(b.stop)
+	e := newEnvFor(t, b, bridge.WithRefresh(50*time.Millisecond))
+	if got := strings.Join(e.bridge.Catalog().Resources(), ","); got != "questions" {
+		t.Fatalf("streams %s, want questions", got)
+	}
+	c := e.dial()
+	wantErrors(t, c.do("choices", map[string]any{"action": "list"}), 404, `["Unknown stream."]`)
+
+	gs.Stop()
+	b.start(b.addr)
+	waitFor(t, "the refresh to find choices", func() bool {
+		return strings.Join(e.bridge.Catalog().Resources(), ",") == "choices,questions"
+	})
+	wantStatus(t, c.do("choices", map[string]any{"action": "list"}), 200)
+}

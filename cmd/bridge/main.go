@@ -58,6 +58,7 @@ type config struct {
 	maxFrameBytes int64
 	maxSubs       int
 	drainTimeout  time.Duration
+	refresh       time.Duration
 	logLevel      string
 	schema        bool
 	debug         bool
@@ -78,6 +79,7 @@ var envNames = map[string]string{
 	"max-frame-bytes":   "BRIDGE_MAX_FRAME_BYTES",
 	"max-subscriptions": "BRIDGE_MAX_SUBSCRIPTIONS",
 	"drain-timeout":     "BRIDGE_DRAIN_TIMEOUT",
+	"refresh-interval":  "BRIDGE_REFRESH_INTERVAL",
 	"log-level":         "BRIDGE_LOG_LEVEL",
 	"schema":            "BRIDGE_SCHEMA",
 	"debug":             "BRIDGE_DEBUG",
@@ -98,6 +100,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.Int64Var(&c.maxFrameBytes, "max-frame-bytes", 64<<10, "largest incoming frame; larger closes the connection with 1009")
 	fs.IntVar(&c.maxSubs, "max-subscriptions", 100, "subscriptions per connection")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
+	fs.DurationVar(&c.refresh, "refresh-interval", 0, "discover the backends' services again this often (0: once, at start)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.schema, "schema", true, "serve the JSON description of the streams at GET /schema")
 	fs.BoolVar(&c.debug, "debug", false, "serve the interactive debugger page at /debug/; never in production")
@@ -150,6 +153,8 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-max-subscriptions must not be negative, got %d", c.maxSubs)
 	case c.drainTimeout < 0:
 		return nil, fmt.Errorf("-drain-timeout must not be negative, got %s", c.drainTimeout)
+	case c.refresh < 0:
+		return nil, fmt.Errorf("-refresh-interval must not be negative, got %s", c.refresh)
 	}
 	if err := c.sec.validate(); err != nil {
 		return nil, err
