@@ -130,7 +130,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		refuseHandshake(w, http.StatusServiceUnavailable, "too many connections")
 		return
 	}
-	defer s.release()
+	admitted := true
+	defer func() {
+		if admitted {
+			s.release()
+		}
+	}()
 	hs, err := s.handshake(r)
 	if err != nil {
 		s.opts.logger.Info("handshake refused", "remote", r.RemoteAddr, "reason", err)
@@ -157,13 +162,21 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.conns[c] = struct{}{}
 	s.connWG.Add(1)
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		s.connWG.Done()
+	// The read loop runs on a goroutine of its own so that this handler returns and
+	// net/http lets go of what it kept for the request (its 4 KiB read and write buffers
+	// among it): an idle connection then costs only the loop's small stack and the
+	// WebSocket's state.
+	admitted = false // released by the loop
+	go func() {
+		defer func() {
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+			s.release()
+			s.connWG.Done()
+		}()
+		c.serve()
 	}()
-	c.serve()
 }
 
 // Shutdown stops the bridge: new connections are refused, requests in flight finish
