@@ -35,9 +35,9 @@ func decodeRequest(frame []byte) (request, *Error) {
 			payload = v
 		}
 	})
-	if r.stream != nil && r.stream[0] != '"' {
+	badStream := r.stream != nil && r.stream[0] != '"' && !isNull(r.stream)
+	if badStream {
 		r.stream = nil
-		return r, newError(400, "stream must be a string.")
 	}
 	if isNull(payload) {
 		return r, newError(400, "Missing payload.")
@@ -74,6 +74,9 @@ func decodeRequest(frame []byte) (request, *Error) {
 	if r.action[0] != '"' {
 		r.action = nil
 		return r, newError(400, "action must be a string.")
+	}
+	if badStream {
+		return r, newError(400, "stream must be a string.")
 	}
 	if isNull(r.stream) {
 		r.stream = nil

@@ -297,6 +297,7 @@ func TestProtocolErrors(t *testing.T) {
 		{"payload not an object", `{"stream":"questions","payload":"list"}`, 400, `["payload must be a JSON object."]`, "questions", nil, nil},
 		{"missing action", `{"stream":"questions","payload":{"request_id":"x"}}`, 400, `["Missing action."]`, "questions", nil, "x"},
 		{"missing stream", `{"payload":{"action":"list","request_id":"y"}}`, 400, `["Missing stream."]`, nil, "list", "y"},
+		{"non-string stream", `{"stream":7,"payload":{"action":"list","request_id":"w"}}`, 400, `["stream must be a string."]`, nil, "list", "w"},
 		{"non-string action", `{"stream":"questions","payload":{"action":5,"request_id":"z"}}`, 400, `["action must be a string."]`, "questions", nil, "z"},
 		{"subscribe without Subscribe is still parsed", `{"stream":"questions","payload":{"action":"subscribe","request_id":"s"}}`, 400, `["action required"]`, "questions", "subscribe", "s"},
 	}
