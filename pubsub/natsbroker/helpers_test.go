@@ -1,8 +1,6 @@
 package natsbroker_test
 
 import (
-	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -11,9 +9,10 @@ import (
 
 	"github.com/wsbridge/wsbridge/pubsub"
 	"github.com/wsbridge/wsbridge/pubsub/natsbroker"
+	"github.com/wsbridge/wsbridge/pubsub/pubsubtest"
 )
 
-const waitTimeout = 5 * time.Second
+const waitTimeout = pubsubtest.Timeout
 
 // startServer runs an embedded NATS server until the test ends.
 func startServer(t *testing.T) *server.Server {
@@ -58,70 +57,15 @@ func newBroker(t *testing.T, nc *nats.Conn, opts ...natsbroker.Option) *natsbrok
 	return b
 }
 
-func subscribe(t *testing.T, b pubsub.Broker, topic string) pubsub.Subscription {
-	t.Helper()
-	s, err := b.Subscribe(context.Background(), topic)
-	if err != nil {
-		t.Fatalf("Subscribe(%q): %v", topic, err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
+var (
+	subscribe = pubsubtest.Subscribe
+	publish   = pubsubtest.Publish
+	next      = pubsubtest.Next
+	ended     = pubsubtest.Ended
+	endedWith = pubsubtest.EndedWith
+)
 
-func publish(t *testing.T, b pubsub.Broker, topic string, evs ...pubsub.Event) {
-	t.Helper()
-	for _, ev := range evs {
-		if err := b.Publish(context.Background(), topic, ev); err != nil {
-			t.Fatalf("Publish(%q, %v): %v", topic, ev, err)
-		}
-	}
-}
-
-func next(t *testing.T, s pubsub.Subscription) pubsub.Event {
-	t.Helper()
-	select {
-	case ev, ok := <-s.Events():
-		if !ok {
-			t.Fatalf("subscription ended early: %v", s.Err())
-		}
-		return ev
-	case <-time.After(waitTimeout):
-		t.Fatal("no event within timeout")
-	}
-	panic("unreachable")
-}
-
-// ended drains s until its channel closes and returns why it ended.
-func ended(t *testing.T, s pubsub.Subscription) error {
-	t.Helper()
-	timeout := time.After(waitTimeout)
-	for {
-		select {
-		case _, ok := <-s.Events():
-			if !ok {
-				return s.Err()
-			}
-		case <-timeout:
-			t.Fatal("subscription did not end")
-		}
-	}
-}
-
-func endedWith(t *testing.T, s pubsub.Subscription, want error) {
-	t.Helper()
-	if err := ended(t, s); !errors.Is(err, want) {
-		t.Fatalf("Err() = %v, want %v", err, want)
-	}
-}
-
-func quiet(t *testing.T, s pubsub.Subscription) {
-	t.Helper()
-	select {
-	case ev, ok := <-s.Events():
-		t.Fatalf("unexpected receive %v (open %v)", ev, ok)
-	case <-time.After(100 * time.Millisecond):
-	}
-}
+func quiet(t *testing.T, s pubsub.Subscription) { pubsubtest.Quiet(t, s, 100*time.Millisecond) }
 
 func sameEvent(t *testing.T, got, want pubsub.Event) {
 	t.Helper()

@@ -1,0 +1,85 @@
+// Package pubsubtest has test helpers for pubsub.Broker implementations: subscribe,
+// publish, and wait for events or for a subscription's end, failing the test on a timeout.
+package pubsubtest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/wsbridge/wsbridge/pubsub"
+)
+
+// Timeout bounds every wait of this package.
+const Timeout = 5 * time.Second
+
+// Subscribe subscribes to topic and closes the subscription when the test ends.
+func Subscribe(t testing.TB, b pubsub.Broker, topic string) pubsub.Subscription {
+	t.Helper()
+	s, err := b.Subscribe(context.Background(), topic)
+	if err != nil {
+		t.Fatalf("Subscribe(%q): %v", topic, err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Publish publishes each event to topic.
+func Publish(t testing.TB, b pubsub.Broker, topic string, evs ...pubsub.Event) {
+	t.Helper()
+	for _, ev := range evs {
+		if err := b.Publish(context.Background(), topic, ev); err != nil {
+			t.Fatalf("Publish(%q, %v): %v", topic, ev, err)
+		}
+	}
+}
+
+// Next receives the next event, failing if none arrives in time or the subscription ended.
+func Next(t testing.TB, s pubsub.Subscription) pubsub.Event {
+	t.Helper()
+	select {
+	case ev, ok := <-s.Events():
+		if !ok {
+			t.Fatalf("subscription ended early: %v", s.Err())
+		}
+		return ev
+	case <-time.After(Timeout):
+		t.Fatal("no event within timeout")
+	}
+	panic("unreachable")
+}
+
+// Ended drains s until it ends and returns why.
+func Ended(t testing.TB, s pubsub.Subscription) error {
+	t.Helper()
+	timeout := time.After(Timeout)
+	for {
+		select {
+		case _, ok := <-s.Events():
+			if !ok {
+				return s.Err()
+			}
+		case <-timeout:
+			t.Fatal("subscription did not end")
+		}
+	}
+}
+
+// EndedWith drains s until it ends and checks that it ended because of want.
+func EndedWith(t testing.TB, s pubsub.Subscription, want error) {
+	t.Helper()
+	if err := Ended(t, s); !errors.Is(err, want) {
+		t.Fatalf("Err() = %v, want %v", err, want)
+	}
+}
+
+// Quiet checks that no event arrives for d.
+func Quiet(t testing.TB, s pubsub.Subscription, d time.Duration) {
+	t.Helper()
+	select {
+	case ev, ok := <-s.Events():
+		t.Fatalf("unexpected receive %v (open %v)", ev, ok)
+	case <-time.After(d):
+	}
+}
