@@ -54,11 +54,8 @@ func (c *conn) handle(frame []byte) {
 	c.call(res, a, &r)
 }
 
-func (s *Server) isDraining() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.draining
-}
+// isDraining is read on every request, so it takes no lock.
+func (s *Server) isDraining() bool { return s.draining.Load() }
 
 // call makes the unary gRPC call of an action and replies with its result.
 func (c *conn) call(res *resource, a *action, r *request) {

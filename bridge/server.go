@@ -30,7 +30,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
-	draining bool
+	draining atomic.Bool // set under mu, so serveWS's check under mu is consistent with conns
 	connWG   sync.WaitGroup
 }
 
@@ -114,10 +114,7 @@ func (s *Server) WaitReady(ctx context.Context) error {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	draining := s.draining
-	s.mu.Unlock()
-	if draining {
+	if s.draining.Load() {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
@@ -153,7 +150,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c := newConn(s, ws)
 	c.setIdentity(hs)
 	s.mu.Lock()
-	if s.draining {
+	if s.draining.Load() {
 		s.mu.Unlock()
 		c.closeWith(websocket.CloseGoingAway, "server shutting down")
 		c.teardown()
@@ -184,7 +181,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // are closed. The caller should stop its http.Server's listener first.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.draining = true
+	s.draining.Store(true)
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
