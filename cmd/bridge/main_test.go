@@ -25,20 +25,29 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 		{[]string{"-backend", "x:1", "-log-level", "loud"}, nil, "-log-level"},
 	}
 	for _, tc := range cases {
-		for k, v := range tc.env {
-			t.Setenv(k, v)
-		}
-		err := run(tc.args)
-		if err == nil {
-			t.Fatalf("%v %v: no error", tc.args, tc.env)
-		}
-		msg := err.Error()
-		if !strings.Contains(msg, tc.flag) || strings.Contains(msg, "\n") {
-			t.Fatalf("%v %v: error %q should be one line naming %s", tc.args, tc.env, msg, tc.flag)
-		}
-		for k := range tc.env {
+		wantFlagError(t, tc.args, tc.env, tc.flag)
+	}
+}
+
+// wantFlagError runs the command with args and env and checks that it fails with one line
+// naming flag.
+func wantFlagError(t *testing.T, args []string, env map[string]string, flag string) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	defer func() {
+		for k := range env {
 			t.Setenv(k, "")
 		}
+	}()
+	err := run(args)
+	if err == nil {
+		t.Fatalf("%v %v: no error", args, env)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, flag) || strings.Contains(msg, "\n") {
+		t.Fatalf("%v %v: error %q should be one line naming %s", args, env, msg, flag)
 	}
 }
 

@@ -62,20 +62,7 @@ func TestSecurityFlagsNameTheFlag(t *testing.T) {
 		{nil, map[string]string{"BRIDGE_ALLOWED_ORIGINS": "https://"}, "-allowed-origins"},
 	}
 	for _, tc := range cases {
-		for k, v := range tc.env {
-			t.Setenv(k, v)
-		}
-		err := run(append(append([]string(nil), base...), tc.args...))
-		if err == nil {
-			t.Fatalf("%v %v: no error", tc.args, tc.env)
-		}
-		msg := err.Error()
-		if !strings.Contains(msg, tc.flag) || strings.Contains(msg, "\n") {
-			t.Fatalf("%v %v: error %q should be one line naming %s", tc.args, tc.env, msg, tc.flag)
-		}
-		for k := range tc.env {
-			t.Setenv(k, "")
-		}
+		wantFlagError(t, append(append([]string(nil), base...), tc.args...), tc.env, tc.flag)
 	}
 }
 
