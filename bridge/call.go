@@ -9,49 +9,51 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 )
 
-// handle answers one request frame. Every path ends in exactly one reply, except when the
-// connection is gone.
-func (c *conn) handle(frame []byte) {
-	r, e := decodeRequest(frame)
+// route decodes one request frame on the read loop and answers it there, unless it is a
+// backend call: then it returns the resource and action to call, with *r decoded. Every
+// frame ends in exactly one reply, except when the connection is gone.
+func (c *conn) route(frame []byte, r *request) (*resource, *action) {
+	var e *Error
+	*r, e = decodeRequest(frame)
 	if e != nil {
-		c.replyError(&r, e)
-		return
+		c.replyError(r, e)
+		return nil, nil
 	}
 	cat := c.srv.catalog.Load()
 	if cat == nil {
-		c.replyError(&r, errNotReady)
-		return
+		c.replyError(r, errNotReady)
+		return nil, nil
 	}
 	if c.srv.isDraining() {
-		c.replyError(&r, errShuttingDown)
-		return
+		c.replyError(r, errShuttingDown)
+		return nil, nil
 	}
 	res := cat.streams[string(unquoted(r.stream))]
 	if res == nil {
-		c.replyError(&r, errUnknownStream)
-		return
+		c.replyError(r, errUnknownStream)
+		return nil, nil
 	}
 	name, _ := jsonString(r.action)
 	// Permissions come before the action lookup: a denied client learns nothing about
 	// which actions exist (permission.go).
-	if !c.permitted(res, name, &r) {
-		c.replyError(&r, errPermission)
-		return
+	if !c.permitted(res, name, r) {
+		c.replyError(r, errPermission)
+		return nil, nil
 	}
 	switch name {
 	case "subscribe":
-		c.srv.hub.subscribe(c, res, &r)
-		return
+		c.srv.hub.subscribe(c, res, r)
+		return nil, nil
 	case "unsubscribe":
-		c.srv.hub.unsubscribe(c, res, &r)
-		return
+		c.srv.hub.unsubscribe(c, res, r)
+		return nil, nil
 	}
 	a := res.actions[name]
 	if a == nil {
-		c.replyError(&r, errInvalidAction)
-		return
+		c.replyError(r, errInvalidAction)
+		return nil, nil
 	}
-	c.call(res, a, &r)
+	return res, a
 }
 
 // isDraining is read on every request, so it takes no lock.

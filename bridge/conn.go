@@ -33,7 +33,14 @@ type conn struct {
 	ctx    context.Context // cancelled when the connection ends; parent of every call it makes
 	cancel context.CancelFunc
 	sem    chan struct{} // in-flight request slots
-	reqs   sync.WaitGroup
+
+	// Requests in flight. Not a WaitGroup: the read loop starts requests while Shutdown
+	// waits, and a WaitGroup forbids Add racing Wait. Once reqsStopped is set no request
+	// starts: the read loop answers 503 itself.
+	reqMu       sync.Mutex
+	reqs        int
+	reqsStopped bool
+	reqsIdle    chan struct{} // closed when reqs drops to 0 after reqsStopped
 
 	mu      sync.Mutex
 	queue   []outFrame
@@ -125,25 +132,90 @@ func (c *conn) serve() {
 			readBufPool.Put(buf)
 			continue
 		}
-		// Backpressure: at the in-flight limit, stop reading until a request finishes.
-		select {
-		case c.sem <- struct{}{}:
-		case <-c.ctx.Done():
-			readBufPool.Put(buf)
+		if !c.dispatch(buf) {
 			return
 		}
-		c.reqs.Add(1)
-		go func() {
-			defer func() {
-				if buf.Cap() <= 64<<10 {
-					readBufPool.Put(buf)
-				}
-				<-c.sem
-				c.reqs.Done()
-			}()
-			c.handle(buf.Bytes())
-		}()
 	}
+}
+
+// dispatch handles one frame read by the read loop. Everything that is purely local,
+// subscribe and unsubscribe included, runs here, so the frames of a connection take effect
+// in the order they were received; only backend calls run on goroutines of their own.
+// It reports false when the connection ended while waiting for a request slot.
+func (c *conn) dispatch(buf *bytes.Buffer) bool {
+	var r request
+	res, a := c.route(buf.Bytes(), &r)
+	if a == nil {
+		putReadBuf(buf)
+		return true
+	}
+	// Backpressure: at the in-flight limit, stop reading until a request finishes.
+	select {
+	case c.sem <- struct{}{}:
+	case <-c.ctx.Done():
+		putReadBuf(buf)
+		return false
+	}
+	if !c.startReq() {
+		// Shutdown is draining this connection: answer here, without starting anything.
+		<-c.sem
+		c.replyError(&r, errShuttingDown)
+		putReadBuf(buf)
+		return true
+	}
+	go func() {
+		defer func() {
+			putReadBuf(buf)
+			<-c.sem
+			c.endReq()
+		}()
+		c.call(res, a, &r)
+	}()
+	return true
+}
+
+func putReadBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 {
+		readBufPool.Put(buf)
+	}
+}
+
+// startReq counts a request in flight, unless the connection is draining.
+func (c *conn) startReq() bool {
+	c.reqMu.Lock()
+	defer c.reqMu.Unlock()
+	if c.reqsStopped {
+		return false
+	}
+	c.reqs++
+	return true
+}
+
+func (c *conn) endReq() {
+	c.reqMu.Lock()
+	defer c.reqMu.Unlock()
+	c.reqs--
+	if c.reqs == 0 && c.reqsIdle != nil {
+		close(c.reqsIdle)
+		c.reqsIdle = nil
+	}
+}
+
+var closedChan = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
+
+// stopReqs stops new requests from starting and returns a channel closed once none is in
+// flight, and the number in flight now.
+func (c *conn) stopReqs() (<-chan struct{}, int) {
+	c.reqMu.Lock()
+	defer c.reqMu.Unlock()
+	c.reqsStopped = true
+	if c.reqs == 0 {
+		return closedChan, 0
+	}
+	if c.reqsIdle == nil {
+		c.reqsIdle = make(chan struct{})
+	}
+	return c.reqsIdle, c.reqs
 }
 
 // teardown ends everything the connection started and waits for it.
@@ -151,7 +223,8 @@ func (c *conn) teardown() {
 	c.stopExpiry()
 	c.cancel()
 	c.srv.hub.dropConn(c)
-	c.reqs.Wait()
+	idle, _ := c.stopReqs()
+	<-idle // every call ends soon: c.ctx is cancelled
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
@@ -165,13 +238,20 @@ func (c *conn) teardown() {
 	c.mu.Unlock()
 }
 
-// drain waits for the requests in flight, until ctx ends.
-func (c *conn) drain(ctx context.Context) {
-	done := make(chan struct{})
-	go func() { c.reqs.Wait(); close(done) }()
+// drain waits for the requests in flight, until ctx ends; from its start the read loop
+// answers every new request 503 itself. It reports how many requests were still in flight
+// when ctx ended.
+func (c *conn) drain(ctx context.Context) int {
+	idle, _ := c.stopReqs()
 	select {
-	case <-done:
+	case <-idle:
 	case <-ctx.Done():
+		c.reqMu.Lock()
+		n := c.reqs
+		c.reqMu.Unlock()
+		if n > 0 {
+			return n
+		}
 	}
 	// Let queued replies reach the client before the close frame.
 	for i := 0; i < 100; i++ {
@@ -179,10 +259,11 @@ func (c *conn) drain(ctx context.Context) {
 		idle := !c.writing && len(c.queue) == 0
 		c.mu.Unlock()
 		if idle || ctx.Err() != nil {
-			return
+			return 0
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	return 0
 }
 
 func (c *conn) isClosing() bool {

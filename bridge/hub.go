@@ -34,6 +34,15 @@ type hub struct {
 	wg        sync.WaitGroup
 
 	live atomic.Int64 // upstream streams currently established
+	subs atomic.Int64 // client subscriptions, confirmed or waiting: read by /metrics without mu
+
+	// resumeAfter is how long a re-established stream must stay up, unless it delivers an
+	// event first, before its subscribers are told it resumed; stableAfter is how long it
+	// must stay up before the reconnect backoff starts again from its minimum. A backend
+	// that accepts a stream and breaks it at once thus gets spaced retries, and its
+	// subscribers one 503 notice and one resumed per outage. Fields so tests can shorten them.
+	resumeAfter time.Duration
+	stableAfter time.Duration
 }
 
 // subKey identifies an upstream.
@@ -59,6 +68,7 @@ type subscription struct {
 	actionRaw []byte // data.action as sent, for echoes
 	pkRaw     []byte // pk as sent, nil when absent
 	tail      []byte // `,"request_id":<id>}}`, appended to each shared event head
+	notified  bool   // got the 503 notice of the current outage; guarded by up.mu
 }
 
 type subFilter struct {
@@ -79,13 +89,13 @@ type upstream struct {
 
 	mu      sync.Mutex
 	live    bool
-	broken  bool // a 503 was sent for the current outage
+	gen     int // counts the streams opened, so a late resume timer of an old one does nothing
 	subs    []*subscription
 	pending []*subscription // waiting for the stream to be established
 }
 
 func newHub(s *Server) *hub {
-	return &hub{srv: s, upstreams: make(map[subKey]*upstream)}
+	return &hub{srv: s, upstreams: make(map[subKey]*upstream), resumeAfter: time.Second, stableAfter: 10 * time.Second}
 }
 
 // Upstreams reports the number of established upstream Subscribe streams.
@@ -206,6 +216,7 @@ func (h *hub) subscribe(c *conn, res *resource, r *request) {
 	}
 	sub.up = up
 	c.subs.list = append(c.subs.list, sub)
+	h.subs.Add(1)
 	up.mu.Lock()
 	if up.live {
 		up.subs = append(up.subs, sub)
@@ -278,6 +289,7 @@ func (h *hub) unsubscribe(c *conn, res *resource, r *request) {
 	}
 
 	var ended [][]byte
+	var unconfirmed []*subscription
 	h.mu.Lock()
 	if c.subs != nil {
 		kept := c.subs.list[:0]
@@ -288,7 +300,10 @@ func (h *hub) unsubscribe(c *conn, res *resource, r *request) {
 				kept = append(kept, s)
 				continue
 			}
-			h.detach(s)
+			if h.detach(s) {
+				unconfirmed = append(unconfirmed, s)
+			}
+			h.subs.Add(-1)
 			ended = append(ended, s.requestID)
 		}
 		clear(c.subs.list[len(kept):])
@@ -296,6 +311,11 @@ func (h *hub) unsubscribe(c *conn, res *resource, r *request) {
 	}
 	h.mu.Unlock()
 
+	// A subscribe still waiting for its upstream gets its 200 before the unsubscribe's
+	// reply: every frame is answered, in the order the client sent them.
+	for _, s := range unconfirmed {
+		c.send(s.confirm(false))
+	}
 	if len(ended) == 0 {
 		c.replyError(r, errNotFound)
 		return
@@ -313,18 +333,24 @@ func (h *hub) unsubscribe(c *conn, res *resource, r *request) {
 	c.reply(out)
 }
 
-// detach removes s from its upstream, ending the upstream when it was the last. Caller holds h.mu.
-func (h *hub) detach(s *subscription) {
+// detach removes s from its upstream, ending the upstream when it was the last. It reports
+// whether s was still waiting for its upstream, and so has had no reply. Caller holds h.mu.
+func (h *hub) detach(s *subscription) (wasPending bool) {
 	up := s.up
 	up.mu.Lock()
 	up.subs = slices.DeleteFunc(up.subs, func(x *subscription) bool { return x == s })
+	n := len(up.pending)
 	up.pending = slices.DeleteFunc(up.pending, func(x *subscription) bool { return x == s })
+	wasPending = len(up.pending) < n
 	empty := len(up.subs) == 0 && len(up.pending) == 0
 	up.mu.Unlock()
-	if empty && h.upstreams[up.key] == up {
-		delete(h.upstreams, up.key)
+	if empty {
+		if h.upstreams[up.key] == up {
+			delete(h.upstreams, up.key)
+		}
 		up.cancel()
 	}
+	return wasPending
 }
 
 // dropConn ends every subscription of a closed connection.
@@ -337,6 +363,7 @@ func (h *hub) dropConn(c *conn) {
 	for _, s := range c.subs.list {
 		h.detach(s)
 	}
+	h.subs.Add(-int64(len(c.subs.list)))
 	c.subs.list = nil
 }
 
@@ -371,14 +398,22 @@ func (h *hub) run(up *upstream) {
 			}
 			continue
 		}
-		backoff.reset()
+		opened := time.Now()
 		h.live.Add(1)
-		h.established(up)
-		err = h.pump(up, stream)
+		resume := h.established(up)
+		delivered, err := h.pump(up, stream)
+		resume.Stop()
+		up.mu.Lock()
+		up.live = false // before anything else: a late resume timer must not fire now
+		up.mu.Unlock()
 		cancel()
 		h.live.Add(-1)
 		if up.ctx.Err() != nil {
 			return
+		}
+		// A stream that broke right after its header is not a recovery: keep backing off.
+		if delivered || time.Since(opened) >= h.stableAfter {
+			backoff.reset()
 		}
 		h.srv.opts.logger.Warn("upstream subscription broke", "stream", up.key.stream, "err", err)
 		if h.failed(up, newError(http.StatusServiceUnavailable, "Subscription interrupted: "+errorFromCall(err).firstMessage())) {
@@ -440,7 +475,7 @@ func (h *hub) start(ctx context.Context, up *upstream) (grpc.ClientStream, error
 		return nil, err
 	}
 	if err := stream.SendMsg(req); err != nil {
-		return nil, stream.RecvMsg(req) // the real error comes from RecvMsg
+		return nil, sendFailure(err, stream.RecvMsg(dynamicpb.NewMessage(sm.event)))
 	}
 	if err := stream.CloseSend(); err != nil {
 		return nil, err
@@ -460,23 +495,47 @@ func (h *hub) start(ctx context.Context, up *upstream) (grpc.ClientStream, error
 	return stream, nil
 }
 
-// established marks the upstream live: pending subscribers get their 200, and subscribers
-// of a broken stream are told it resumed.
-func (h *hub) established(up *upstream) {
+// sendFailure is the error of a stream whose SendMsg failed: gRPC documents that RecvMsg
+// then tells the real status. It is never nil, whatever RecvMsg returned, so that start
+// never returns a nil stream with a nil error.
+func sendFailure(sendErr, recvErr error) error {
+	if recvErr != nil && recvErr != io.EOF {
+		return recvErr
+	}
+	return sendErr
+}
+
+// established marks the upstream live: pending subscribers get their 200. Subscribers
+// told of an outage are told it resumed once the stream proves itself: its first event, or
+// resumeAfter of staying up (the returned timer, which the caller stops when the stream ends).
+func (h *hub) established(up *upstream) *time.Timer {
 	up.mu.Lock()
 	defer up.mu.Unlock()
 	up.live = true
-	if up.broken {
-		for _, s := range up.subs {
-			s.conn.send(s.confirm(true))
-		}
-		up.broken = false
-	}
+	up.gen++
+	gen := up.gen
 	for _, s := range up.pending {
 		up.subs = append(up.subs, s)
 		s.conn.send(s.confirm(false))
 	}
 	up.pending = nil
+	return time.AfterFunc(h.resumeAfter, func() {
+		up.mu.Lock()
+		defer up.mu.Unlock()
+		if up.live && up.gen == gen {
+			up.resumeLocked()
+		}
+	})
+}
+
+// resumeLocked sends the resumed notice to the subscribers told of the outage. Caller holds up.mu.
+func (up *upstream) resumeLocked() {
+	for _, s := range up.subs {
+		if s.notified {
+			s.notified = false
+			s.conn.send(s.confirm(true))
+		}
+	}
 }
 
 // failed handles a failed or broken stream. Pending subscribers get an error reply and are
@@ -492,17 +551,18 @@ func (h *hub) failed(up *upstream, e *Error) bool {
 		if s.conn.subs != nil {
 			s.conn.subs.list = slices.DeleteFunc(s.conn.subs.list, func(x *subscription) bool { return x == s })
 		}
+		h.subs.Add(-1)
 	}
 	up.pending = nil
-	if !up.broken && len(up.subs) > 0 {
-		notice := e
-		if notice.Status != http.StatusServiceUnavailable {
-			notice = newError(http.StatusServiceUnavailable, e.firstMessage())
-		}
-		for _, s := range up.subs {
+	notice := e
+	if notice.Status != http.StatusServiceUnavailable {
+		notice = newError(http.StatusServiceUnavailable, e.firstMessage())
+	}
+	for _, s := range up.subs {
+		if !s.notified { // one notice per outage, however many reconnects fail
+			s.notified = true
 			s.conn.send(s.failure(notice))
 		}
-		up.broken = true
 	}
 	empty := len(up.subs) == 0
 	up.mu.Unlock()
@@ -515,8 +575,9 @@ func (h *hub) failed(up *upstream, e *Error) bool {
 	return empty
 }
 
-// pump reads events and fans them out until the stream ends.
-func (h *hub) pump(up *upstream, stream grpc.ClientStream) error {
+// pump reads events and fans them out until the stream ends. It reports whether the
+// stream delivered anything.
+func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err error) {
 	sm := up.res.subscribe
 	model := []byte(`null`)
 	if up.res.model != nil {
@@ -525,7 +586,13 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) error {
 	for {
 		ev := dynamicpb.NewMessage(sm.event)
 		if err := stream.RecvMsg(ev); err != nil {
-			return err
+			return delivered, err
+		}
+		if !delivered {
+			delivered = true
+			up.mu.Lock()
+			up.resumeLocked() // an event proves the stream: resumed goes before it
+			up.mu.Unlock()
 		}
 		action := ev.Get(sm.evActon).String()
 		if !slices.Contains(up.acts, action) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"google.golang.org/grpc"
@@ -30,7 +31,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
-	draining atomic.Bool // set under mu, so serveWS's check under mu is consistent with conns
+	nconns   atomic.Int64 // len(conns), for /metrics without mu
+	draining atomic.Bool  // set under mu, so serveWS's check under mu is consistent with conns
 	connWG   sync.WaitGroup
 }
 
@@ -74,6 +76,12 @@ func New(opts ...Option) (*Server, error) {
 	})
 	s.mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if s.draining.Load() {
+			// First sign of a shutdown, so a load balancer stops sending new clients.
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("shutting down\n"))
+			return
+		}
 		if !s.Ready() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = w.Write([]byte("discovering backends\n"))
@@ -94,8 +102,9 @@ var writeBufferPool sync.Pool
 // ServeHTTP serves /ws, /healthz and /readyz.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Ready reports whether the backends' services have been discovered.
-func (s *Server) Ready() bool { return s.catalog.Load() != nil }
+// Ready reports whether the backends' services have been discovered and the bridge is not
+// shutting down.
+func (s *Server) Ready() bool { return s.catalog.Load() != nil && !s.draining.Load() }
 
 // Catalog returns the current catalog, or nil before discovery succeeded.
 func (s *Server) Catalog() *Catalog { return s.catalog.Load() }
@@ -104,7 +113,7 @@ func (s *Server) Catalog() *Catalog { return s.catalog.Load() }
 func (s *Server) WaitReady(ctx context.Context) error {
 	select {
 	case <-s.discovered:
-		if s.Ready() {
+		if s.catalog.Load() != nil {
 			return nil
 		}
 		return errors.New("bridge: server closed before discovery succeeded")
@@ -115,7 +124,8 @@ func (s *Server) WaitReady(ctx context.Context) error {
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		s.opts.logger.Info("handshake refused", "remote", r.RemoteAddr, "reason", "shutting down")
+		refuseHandshake(w, http.StatusServiceUnavailable, "shutting down")
 		return
 	}
 	// Before any work for the client: origin, connection limit, then credentials.
@@ -151,12 +161,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.setIdentity(hs)
 	s.mu.Lock()
 	if s.draining.Load() {
+		// Shutdown started during the upgrade and did not see this connection.
 		s.mu.Unlock()
 		c.closeWith(websocket.CloseGoingAway, "server shutting down")
 		c.teardown()
 		return
 	}
 	s.conns[c] = struct{}{}
+	s.nconns.Add(1)
 	s.connWG.Add(1)
 	s.mu.Unlock()
 	// The read loop runs on a goroutine of its own so that this handler returns and
@@ -168,6 +180,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		defer func() {
 			s.mu.Lock()
 			delete(s.conns, c)
+			s.nconns.Add(-1)
 			s.mu.Unlock()
 			s.release()
 			s.connWG.Done()
@@ -176,9 +189,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
-// Shutdown stops the bridge: new connections are refused, requests in flight finish
-// (until ctx ends), then every connection is closed with 1001 (going away) and the backends
-// are closed. The caller should stop its http.Server's listener first.
+// Shutdown stops the bridge. At once /readyz answers 503 and new handshakes get HTTP 503,
+// and every request a client sends from then on is answered 503 ["The bridge is shutting
+// down."]; requests in flight finish (until ctx ends: then they are cancelled, unanswered,
+// and Shutdown logs how many); then every connection is closed with 1001 (going away) and
+// the backends are closed. Shutdown needs no help from the http.Server: keep it serving
+// until Shutdown returns, and close its listener after, so that a reconnecting client meets
+// a clear 503 rather than a refused TCP connection.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.draining.Store(true)
@@ -189,15 +206,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 
 	var wg sync.WaitGroup
+	var abandoned atomic.Int64
 	for _, c := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.drain(ctx)
+			abandoned.Add(int64(c.drain(ctx)))
 			c.closeWith(websocket.CloseGoingAway, "server shutting down")
 		}()
 	}
 	wg.Wait()
+	if n := abandoned.Load(); n > 0 {
+		s.opts.logger.Warn("shutdown: drain timed out; cancelling the requests still in flight", "requests", n)
+	}
 	s.cancel()
 	s.hub.close()
 	s.sec.bg.Wait()
@@ -209,6 +230,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		err = ctx.Err()
+		// Every connection has been sent its close frame and its work cancelled, so each
+		// ends within the close handshake's grace or a write timeout; wait that long.
+		t := time.NewTimer(closeGrace + s.opts.writeTimeout)
+		select {
+		case <-done:
+		case <-t.C:
+			s.opts.logger.Warn("shutdown: connections still open after the drain timeout")
+		}
+		t.Stop()
 	}
 	s.closeBackends()
 	return err
