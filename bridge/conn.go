@@ -47,8 +47,11 @@ type conn struct {
 	queued  int // bytes in queue
 	writing bool
 	closing bool
-	writer  sync.WaitGroup
-	subs    *connSubs // guarded by hub.mu
+	// A close frame the writer sends once it has written the queue (closeAfterFlush).
+	closeCode   int
+	closeReason string
+	writer      sync.WaitGroup
+	subs        *connSubs // guarded by hub.mu
 
 	// Set at the handshake, read-only afterwards.
 	md          metadata.MD // forwarded to the backends on every call
@@ -245,25 +248,12 @@ func (c *conn) drain(ctx context.Context) int {
 	idle, _ := c.stopReqs()
 	select {
 	case <-idle:
+		return 0
 	case <-ctx.Done():
 		c.reqMu.Lock()
-		n := c.reqs
-		c.reqMu.Unlock()
-		if n > 0 {
-			return n
-		}
+		defer c.reqMu.Unlock()
+		return c.reqs
 	}
-	// Let queued replies reach the client before the close frame.
-	for i := 0; i < 100; i++ {
-		c.mu.Lock()
-		idle := !c.writing && len(c.queue) == 0
-		c.mu.Unlock()
-		if idle || ctx.Err() != nil {
-			return 0
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return 0
 }
 
 func (c *conn) isClosing() bool {
@@ -278,6 +268,27 @@ func (c *conn) closeWith(code int, reason string) {
 	if c.markClosing() {
 		c.sendClose(code, reason)
 	}
+}
+
+// closeAfterFlush is closeWith for a connection whose queued replies should reach the
+// client first: from now on nothing new is queued or read, the writer writes what is queued,
+// then the close frame.
+func (c *conn) closeAfterFlush(code int, reason string) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	if c.writing {
+		c.closeCode, c.closeReason = code, reason
+		c.mu.Unlock()
+		c.cancel()
+		return
+	}
+	c.mu.Unlock()
+	c.cancel()
+	c.sendClose(code, reason)
 }
 
 // closeAsync is closeWith for callers that must not wait on the network, such as a
@@ -345,9 +356,14 @@ func (c *conn) writeLoop() {
 	var batch []outFrame
 	for {
 		c.mu.Lock()
-		if len(c.queue) == 0 || c.closing {
+		if len(c.queue) == 0 || c.closing && c.closeCode == 0 {
 			c.writing = false
+			code, reason := c.closeCode, c.closeReason
+			c.closeCode = 0
 			c.mu.Unlock()
+			if code != 0 {
+				c.sendClose(code, reason)
+			}
 			return
 		}
 		batch, c.queue = c.queue, batch[:0]
@@ -365,6 +381,7 @@ func (c *conn) writeLoop() {
 				c.mu.Lock()
 				c.writing = false
 				c.closing = true
+				c.closeCode = 0
 				c.mu.Unlock()
 				c.cancel()
 				_ = c.ws.Close() // unblocks the reader

@@ -212,7 +212,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			abandoned.Add(int64(c.drain(ctx)))
-			c.closeWith(websocket.CloseGoingAway, "server shutting down")
+			c.closeAfterFlush(websocket.CloseGoingAway, "server shutting down")
 		}()
 	}
 	wg.Wait()
