@@ -70,7 +70,7 @@ func shutdownUnderLoad(t *testing.T, b *backend, run int) {
 		wg.Add(2)
 		stop := make(chan struct{})
 		slots := make(chan struct{}, 16) // requests in flight on this connection
-		go func() { // writer: keeps 16 requests in flight until the connection ends
+		go func() {                      // writer: keeps 16 requests in flight until the connection ends
 			defer wg.Done()
 			for n := 0; ; n++ {
 				select {
