@@ -74,7 +74,11 @@ func BenchmarkIdleConnection(b *testing.B) {
 	for i := 0; i < n; i++ {
 		conns = append(conns, dial())
 	}
+	deadline := time.Now().Add(30 * time.Second)
 	for srv.Stats().Connections < n+1 {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d connections registered after 30s", srv.Stats().Connections, n+1)
+		}
 		time.Sleep(time.Millisecond)
 	}
 	runtime.GC()
