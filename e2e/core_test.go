@@ -367,5 +367,8 @@ func TestConcurrentRequestsOneConnection(t *testing.T) {
 		}
 		seen[rid] = true
 	}
-	c.noFrame(100e6)
+	// No request was answered twice: a duplicate would have been queued before the barrier's reply.
+	if extra := c.barrier(); len(extra) > 0 {
+		t.Fatalf("frame after every request was answered: %s", extra[0].raw)
+	}
 }

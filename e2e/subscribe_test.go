@@ -467,7 +467,11 @@ func TestSubscribeDisconnectCleansUp(t *testing.T) {
 		}
 		c.close()
 	}
-	subWaitUpstreams(t, e, 0)
+	// Pending subscriptions count too: an upstream still being set up holds one.
+	subWaitFor(t, "no subscriptions, pending or established, and no upstream streams", func() bool {
+		st := e.bridge.Stats()
+		return st.Subscriptions == 0 && st.UpstreamStreams == 0
+	})
 	// And the bridge still serves new subscriptions.
 	c := e.dial()
 	c.subSubscribe("again", nil, "update")
