@@ -207,18 +207,18 @@ func (c *conn) endReq() {
 var closedChan = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
 
 // stopReqs stops new requests from starting and returns a channel closed once none is in
-// flight, and the number in flight now.
-func (c *conn) stopReqs() (<-chan struct{}, int) {
+// flight.
+func (c *conn) stopReqs() <-chan struct{} {
 	c.reqMu.Lock()
 	defer c.reqMu.Unlock()
 	c.reqsStopped = true
 	if c.reqs == 0 {
-		return closedChan, 0
+		return closedChan
 	}
 	if c.reqsIdle == nil {
 		c.reqsIdle = make(chan struct{})
 	}
-	return c.reqsIdle, c.reqs
+	return c.reqsIdle
 }
 
 // teardown ends everything the connection started and waits for it.
@@ -226,8 +226,7 @@ func (c *conn) teardown() {
 	c.stopExpiry()
 	c.cancel()
 	c.srv.hub.dropConn(c)
-	idle, _ := c.stopReqs()
-	<-idle // every call ends soon: c.ctx is cancelled
+	<-c.stopReqs() // every call ends soon: c.ctx is cancelled
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
@@ -245,9 +244,8 @@ func (c *conn) teardown() {
 // answers every new request 503 itself. It reports how many requests were still in flight
 // when ctx ended.
 func (c *conn) drain(ctx context.Context) int {
-	idle, _ := c.stopReqs()
 	select {
-	case <-idle:
+	case <-c.stopReqs():
 		return 0
 	case <-ctx.Done():
 		c.reqMu.Lock()
