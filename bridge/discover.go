@@ -42,13 +42,13 @@ func (s *Server) discover(ctx context.Context) (*Catalog, error) {
 	for svc := range s.opts.streams {
 		found := false
 		for _, src := range sources {
-			found = found || string(src.desc.FullName()) == svc
+			found = found || string(src.desc.FullName()) == svc || servesResource(src.desc, svc, s.opts.httpRules)
 		}
 		if !found {
 			return nil, fmt.Errorf("service %s named in the configuration was not found on any backend", svc)
 		}
 	}
-	return buildCatalog(sources)
+	return buildCatalogWith(sources, catalogConfig{rules: s.opts.httpRules, streams: s.opts.streams})
 }
 
 func (s *Server) reflect(ctx context.Context, b *backendConn) ([]serviceSource, error) {
@@ -89,7 +89,7 @@ func (s *Server) sourcesFromDescriptors() ([]serviceSource, error) {
 				continue
 			}
 			stream := s.opts.streams[string(sd.FullName())]
-			if stream == "" && resourceOptions(sd) == nil {
+			if stream == "" && resourceOptions(sd) == nil && !isAIPService(sd, s.opts.httpRules) {
 				continue
 			}
 			b := s.backendFor(sd.FullName())
