@@ -67,8 +67,8 @@ type SchemaAction struct {
 	// Pagination of a list: "page" (data.page and data.page_size) or "cursor"
 	// (data.page_token and data.page_size; meta.next_page_token).
 	Pagination string `json:"pagination,omitempty"`
-	Request  string `json:"request"`
-	Response string `json:"response"`
+	Request    string `json:"request"`
+	Response   string `json:"response"`
 	// Permission is the action's own permission, else the resource's ("" means the default).
 	Permission string `json:"permission"`
 	// EffectivePermission is the permission that decides the action, as resolved from the
