@@ -6,6 +6,14 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
+	"github.com/wsbridge/wsbridge/bridge"
+	libraryv1 "github.com/wsbridge/wsbridge/proto/library/v1"
 )
 
 // The library example is an unmodified AIP-style service: no bridge options, name keys,
@@ -247,4 +255,36 @@ func TestLibraryByMethodNames(t *testing.T) {
 		t.Fatalf("move_book: %s", f.raw)
 	}
 	wantStatus(t, c.do("books", map[string]any{"action": "delete", "pk": f.data()["name"]}), 200)
+}
+
+// From a descriptor set, a service without bridge options is kept when it is AIP-style.
+func TestLibraryFromDescriptorSet(t *testing.T) {
+	files, err := protodesc.NewFiles(&descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{
+		protodesc.ToFileDescriptorProto(emptypb.File_google_protobuf_empty_proto),
+		protodesc.ToFileDescriptorProto(fieldmaskpb.File_google_protobuf_field_mask_proto),
+		protodesc.ToFileDescriptorProto(libraryv1.File_library_v1_library_proto),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newLibraryEnv(t, bridge.WithDescriptors(files), withLibraryRules(t))
+	if got := strings.Join(e.bridge.Catalog().Resources(), ","); got != "books,shelves" {
+		t.Fatalf("streams %s", got)
+	}
+	c := e.dial()
+	f := c.do("shelves", map[string]any{"action": "create", "data": map[string]any{"theme": "Maps"}})
+	wantStatus(t, f, 201)
+	wantStatus(t, c.do("shelves", map[string]any{"action": "retrieve", "pk": f.data()["name"]}), 200)
+}
+
+// -stream pkg.Message=name renames a resource's stream.
+func TestLibraryStreamRenamed(t *testing.T) {
+	e := newLibraryEnv(t, bridge.WithStream("library.v1.Book", "volumes"))
+	if got := strings.Join(e.bridge.Catalog().Resources(), ","); got != "shelves,volumes" {
+		t.Fatalf("streams %s", got)
+	}
+	c := e.dial()
+	wantStatus(t, c.do("shelves", map[string]any{"action": "create", "data": map[string]any{"theme": "Maps"}}), 201)
+	wantStatus(t, c.do("volumes", map[string]any{"action": "create", "data": map[string]any{"parent": "shelves/1", "title": "Atlas"}}), 201)
+	wantErrors(t, c.do("books", map[string]any{"action": "list"}), 404, `["Unknown stream."]`)
 }
