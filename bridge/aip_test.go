@@ -333,3 +333,32 @@ func TestAIPServiceWithoutStandardMethodsIsHidden(t *testing.T) {
 		t.Fatalf("streams %v", cat.Resources())
 	}
 }
+
+// A server-streaming method following the bridge's event convention gives its resource events.
+func TestAIPResourceEvents(t *testing.T) {
+	str := proto.String
+	f := func(n int32, name string, typ descriptorpb.FieldDescriptorProto_Type, typeName string) *descriptorpb.FieldDescriptorProto {
+		fd := &descriptorpb.FieldDescriptorProto{Name: str(name), Number: proto.Int32(n), Type: typ.Enum(), Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()}
+		if typeName != "" {
+			fd.TypeName = str(typeName)
+		}
+		return fd
+	}
+	const tString, tMsg = descriptorpb.FieldDescriptorProto_TYPE_STRING, descriptorpb.FieldDescriptorProto_TYPE_MESSAGE
+	fdp := &descriptorpb.FileDescriptorProto{Name: str("ev.proto"), Package: str("ev"), Syntax: str("proto3"),
+		MessageType: []*descriptorpb.DescriptorProto{
+			{Name: str("Thing"), Field: []*descriptorpb.FieldDescriptorProto{f(1, "name", tString, "")}},
+			{Name: str("GetThingRequest"), Field: []*descriptorpb.FieldDescriptorProto{f(1, "name", tString, "")}},
+			{Name: str("SubscribeThingsRequest"), Field: []*descriptorpb.FieldDescriptorProto{f(1, "pk", tString, "")}},
+			{Name: str("ThingEvent"), Field: []*descriptorpb.FieldDescriptorProto{f(1, "action", tString, ""), f(2, "pk", tString, ""), f(3, "data", tMsg, ".ev.Thing")}},
+		},
+		Service: []*descriptorpb.ServiceDescriptorProto{{Name: str("ThingService"), Method: []*descriptorpb.MethodDescriptorProto{
+			{Name: str("GetThing"), InputType: str(".ev.GetThingRequest"), OutputType: str(".ev.Thing")},
+			{Name: str("SubscribeThings"), InputType: str(".ev.SubscribeThingsRequest"), OutputType: str(".ev.ThingEvent"), ServerStreaming: proto.Bool(true)},
+		}}}}
+	cat := widgetCatalog(t, fdp, catalogConfig{})
+	r := cat.streams["things"]
+	if r == nil || r.subscribe == nil || r.subscribe.method != "/ev.ThingService/SubscribeThings" || r.subscribe.desc.StreamName != "SubscribeThings" {
+		t.Fatalf("things: %+v", r)
+	}
+}
