@@ -19,6 +19,10 @@ import (
 // and a service holding several resources becomes one stream per resource
 // (docs/conventions.md).
 
+// hiddenStream, as the stream of -stream pkg.Service=- or pkg.Message=-, hides the service or
+// resource: the way to keep a service the bridge would expose unreachable without editing it.
+const hiddenStream = "-"
+
 // Rules that decide an action, as /schema shows them.
 const (
 	ruleOption = "option" // the bridge's (bridge.v1.action) method option
@@ -233,8 +237,8 @@ func aipResources(src serviceSource, cfg catalogConfig) ([]*resource, error) {
 	var out []*resource
 	for _, u := range unary {
 		m := modelOfAction(u)
-		if m == nil {
-			continue // a method of no resource: not reachable, as in a service without options
+		if m == nil || plural[m.FullName()] == hiddenStream {
+			continue // a method of no resource, or of a hidden one: not reachable
 		}
 		r := byModel[m.FullName()]
 		if r == nil {

@@ -141,6 +141,9 @@ func buildCatalogWith(sources []serviceSource, cfg catalogConfig) (*Catalog, err
 	for _, src := range sources {
 		ropts := resourceOptions(src.desc)
 		stream := src.stream
+		if stream == hiddenStream {
+			continue // -stream pkg.Service=-: never exposed
+		}
 		if stream == "" && ropts != nil {
 			stream = ropts.GetStream()
 		}

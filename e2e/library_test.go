@@ -288,3 +288,16 @@ func TestLibraryStreamRenamed(t *testing.T) {
 	wantStatus(t, c.do("volumes", map[string]any{"action": "create", "data": map[string]any{"parent": "shelves/1", "title": "Atlas"}}), 201)
 	wantErrors(t, c.do("books", map[string]any{"action": "list"}), 404, `["Unknown stream."]`)
 }
+
+// -stream pkg.Message=- and pkg.Service=- hide what the bridge would expose.
+func TestLibraryHidden(t *testing.T) {
+	e := newLibraryEnv(t, bridge.WithStream("library.v1.Shelf", "-"))
+	if got := strings.Join(e.bridge.Catalog().Resources(), ","); got != "books" {
+		t.Fatalf("streams %s, want books alone", got)
+	}
+	wantErrors(t, e.dial().do("shelves", map[string]any{"action": "list"}), 404, `["Unknown stream."]`)
+	e = newLibraryEnv(t, bridge.WithStream("library.v1.LibraryService", "-"))
+	if got := e.bridge.Catalog().Resources(); len(got) != 0 {
+		t.Fatalf("streams %v, want none", got)
+	}
+}
