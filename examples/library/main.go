@@ -1,7 +1,7 @@
 // Command library serves the example AIP-style LibraryService (package library) on gRPC with
 // server reflection, as an existing service would be: the bridge is put in front of it with
 //
-//	bridge -backend 127.0.0.1:9091 -http-rules proto/library/v1/library_http.yaml
+//	bridge -backend 127.0.0.1:9092 -http-rules proto/library/v1/library_http.yaml
 //
 // Flags (environment variable in brackets): -grpc-addr [LIBRARY_GRPC_ADDR], -db [LIBRARY_DB].
 package main
@@ -26,7 +26,7 @@ const shutdownGrace = 10 * time.Second
 
 func main() {
 	fs := flag.NewFlagSet("library", flag.ContinueOnError)
-	addr := fs.String("grpc-addr", envOr("LIBRARY_GRPC_ADDR", "127.0.0.1:9091"), "gRPC listen address [LIBRARY_GRPC_ADDR]")
+	addr := fs.String("grpc-addr", envOr("LIBRARY_GRPC_ADDR", "127.0.0.1:9092"), "gRPC listen address [LIBRARY_GRPC_ADDR]")
 	db := fs.String("db", envOr("LIBRARY_DB", "data/library.db"), "SQLite database file, created if missing [LIBRARY_DB]")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if err == flag.ErrHelp {
