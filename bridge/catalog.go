@@ -43,6 +43,7 @@ var standardActions = map[string]actionKind{
 // beyond two map reads.
 type Catalog struct {
 	streams map[string]*resource
+	hidden  []string // services seen but not exposed, for the warning of an empty catalog
 }
 
 // resource is one gRPC service exposed as a stream.
@@ -142,6 +143,7 @@ func buildCatalogWith(sources []serviceSource, cfg catalogConfig) (*Catalog, err
 		ropts := resourceOptions(src.desc)
 		stream := src.stream
 		if stream == hiddenStream {
+			c.hidden = append(c.hidden, string(src.desc.FullName()))
 			continue // -stream pkg.Service=-: never exposed
 		}
 		if stream == "" && ropts != nil {
@@ -151,6 +153,9 @@ func buildCatalogWith(sources []serviceSource, cfg catalogConfig) (*Catalog, err
 			rs, err := aipResources(src, cfg)
 			if err != nil {
 				return nil, err
+			}
+			if len(rs) == 0 {
+				c.hidden = append(c.hidden, string(src.desc.FullName()))
 			}
 			for _, r := range rs {
 				if err := add(r); err != nil {
