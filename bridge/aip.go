@@ -150,6 +150,7 @@ func aipResources(src serviceSource, cfg catalogConfig) ([]*resource, error) {
 	var unary []mapped
 	var streams []protoreflect.MethodDescriptor
 	standard := false
+	aipNames := !usesBridgeNames(sd)
 	methods := sd.Methods()
 	for i := 0; i < methods.Len(); i++ {
 		md := methods.Get(i)
@@ -165,7 +166,7 @@ func aipResources(src serviceSource, cfg catalogConfig) ([]*resource, error) {
 			continue
 		}
 		path := "/" + string(sd.FullName()) + "/" + string(md.Name())
-		a, err := newActionWith(path, md, aopts, httpRuleOf(md, cfg.rules), true)
+		a, err := newActionWith(path, md, aopts, httpRuleOf(md, cfg.rules), true, aipNames)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}

@@ -362,3 +362,24 @@ func TestAIPResourceEvents(t *testing.T) {
 		t.Fatalf("things: %+v", r)
 	}
 }
+
+// A service named after the bridge's conventions keeps its other methods custom: GetStats
+// beside Retrieve stays get_stats, as before AIP names were understood.
+func TestBridgeNamedServiceKeepsCustomMethods(t *testing.T) {
+	str := proto.String
+	svcOpts := &descriptorpb.ServiceOptions{}
+	proto.SetExtension(svcOpts, bridgev1.E_Resource, &bridgev1.ResourceOptions{Stream: "things"})
+	fdp := &descriptorpb.FileDescriptorProto{Name: str("bn.proto"), Package: str("bn"), Syntax: str("proto3"),
+		Dependency: []string{"bridge/v1/options.proto"},
+		MessageType: []*descriptorpb.DescriptorProto{{Name: str("Thing"), Field: []*descriptorpb.FieldDescriptorProto{{
+			Name: str("pk"), Number: proto.Int32(1), Type: descriptorpb.FieldDescriptorProto_TYPE_INT64.Enum(), Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()}}}},
+		Service: []*descriptorpb.ServiceDescriptorProto{{Name: str("ThingService"), Options: svcOpts, Method: []*descriptorpb.MethodDescriptorProto{
+			{Name: str("Retrieve"), InputType: str(".bn.Thing"), OutputType: str(".bn.Thing")},
+			{Name: str("GetStats"), InputType: str(".bn.Thing"), OutputType: str(".bn.Thing")},
+			{Name: str("ListVotes"), InputType: str(".bn.Thing"), OutputType: str(".bn.Thing")},
+		}}}}
+	cat := widgetCatalog(t, fdp, catalogConfig{})
+	if got, want := actionList(cat.streams["things"]), "get_stats:custom:detail:name list_votes:custom:detail:name retrieve:retrieve:detail:name"; got != want {
+		t.Fatalf("\n got %s\nwant %s", got, want)
+	}
+}

@@ -202,6 +202,7 @@ func newResource(stream string, sd protoreflect.ServiceDescriptor, conn grpc.Cli
 		actions:    make(map[string]*action),
 		permission: ropts.GetPermission(),
 	}
+	aipNames := !usesBridgeNames(sd)
 	methods := sd.Methods()
 	for i := 0; i < methods.Len(); i++ {
 		md := methods.Get(i)
@@ -221,7 +222,7 @@ func newResource(stream string, sd protoreflect.ServiceDescriptor, conn grpc.Cli
 		if md.IsStreamingClient() || md.IsStreamingServer() {
 			continue // only unary methods map to actions
 		}
-		a, err := newActionWith(path, md, aopts, httpRuleOf(md, cfg.rules), false)
+		a, err := newActionWith(path, md, aopts, httpRuleOf(md, cfg.rules), false, aipNames)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -254,13 +255,27 @@ func modelOf(a *action) protoreflect.MessageDescriptor {
 }
 
 func newAction(path string, md protoreflect.MethodDescriptor, opts *bridgev1.ActionOptions) (*action, error) {
-	return newActionWith(path, md, opts, nil, false)
+	return newActionWith(path, md, opts, nil, false, false)
+}
+
+// usesBridgeNames reports whether a service names any method after the bridge's conventions
+// (Create, Retrieve, ...). Such a service keeps its other methods custom, as before AIP names
+// were understood: a ListVotes beside List stays list_votes.
+func usesBridgeNames(sd protoreflect.ServiceDescriptor) bool {
+	methods := sd.Methods()
+	for i := 0; i < methods.Len(); i++ {
+		if _, ok := standardActions[string(methods.Get(i).Name())]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // newActionWith maps a method to an action. The name comes from the bridge's method option,
 // else the HTTP rule, else the method name (the bridge's conventions, then AIP's); aipService
-// is set for services without the bridge's resource option, whose methods follow AIP.
-func newActionWith(path string, md protoreflect.MethodDescriptor, opts *bridgev1.ActionOptions, rule *annotations.HttpRule, aipService bool) (*action, error) {
+// is set for services without the bridge's resource option, whose methods follow AIP, and
+// aipNames when AIP's method names (GetBook) map to standard actions.
+func newActionWith(path string, md protoreflect.MethodDescriptor, opts *bridgev1.ActionOptions, rule *annotations.HttpRule, aipService, aipNames bool) (*action, error) {
 	a := &action{
 		method:     path,
 		req:        md.Input(),
@@ -276,6 +291,7 @@ func newActionWith(path string, md protoreflect.MethodDescriptor, opts *bridgev1
 	}
 	bridgeKind, bridgeName := standardActions[string(md.Name())]
 	aipKind, _, aipName := aipMethod(string(md.Name()))
+	aipName = aipName && aipNames
 	httpKind, httpOK := kindCustom, false
 	if a.http != nil {
 		httpKind, httpOK = kindOfHTTP(a.http)
