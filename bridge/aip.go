@@ -140,7 +140,7 @@ func resourceField(req, resp protoreflect.MessageDescriptor) protoreflect.FieldD
 
 // aipResources splits a service without the bridge's resource option into one resource per
 // resource message its methods serve. It returns nil when no method maps to a standard
-// action: such a service is not a resource service, and stays hidden.
+// action by HTTP rule or AIP name: such a service is not a resource service, and stays hidden.
 func aipResources(src serviceSource, cfg catalogConfig) ([]*resource, error) {
 	sd := src.desc
 	type mapped struct {
@@ -170,7 +170,9 @@ func aipResources(src serviceSource, cfg catalogConfig) ([]*resource, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		standard = standard || a.kind != kindCustom
+		// Only AIP names and HTTP rules expose a service unasked: one named after the bridge's
+		// conventions but without its option stays hidden, as it always was (-stream exposes it).
+		standard = standard || (a.kind != kindCustom && (a.rule == ruleHTTP || aipNames))
 		unary = append(unary, mapped{md, a})
 	}
 	if !standard {

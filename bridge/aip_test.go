@@ -383,3 +383,26 @@ func TestBridgeNamedServiceKeepsCustomMethods(t *testing.T) {
 		t.Fatalf("\n got %s\nwant %s", got, want)
 	}
 }
+
+// Without the option, a service named after the bridge's conventions stays hidden unless
+// configured; an HTTP rule exposes it.
+func TestBridgeNamedServiceWithoutOptionIsHidden(t *testing.T) {
+	str := proto.String
+	fdp := &descriptorpb.FileDescriptorProto{Name: str("bn2.proto"), Package: str("bn2"), Syntax: str("proto3"),
+		MessageType: []*descriptorpb.DescriptorProto{{Name: str("Thing"), Field: []*descriptorpb.FieldDescriptorProto{{
+			Name: str("pk"), Number: proto.Int32(1), Type: descriptorpb.FieldDescriptorProto_TYPE_INT64.Enum(), Label: descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()}}}},
+		Service: []*descriptorpb.ServiceDescriptorProto{{Name: str("ThingService"), Method: []*descriptorpb.MethodDescriptorProto{
+			{Name: str("Create"), InputType: str(".bn2.Thing"), OutputType: str(".bn2.Thing")},
+			{Name: str("Retrieve"), InputType: str(".bn2.Thing"), OutputType: str(".bn2.Thing")},
+		}}}}
+	if cat := widgetCatalog(t, fdp, catalogConfig{}); len(cat.streams) != 0 || strings.Join(cat.hidden, ",") != "bn2.ThingService" {
+		t.Fatalf("streams %v hidden %v", cat.Resources(), cat.hidden)
+	}
+	rules, err := ParseHTTPRules([]byte("http:\n  rules:\n    - selector: bn2.ThingService.Retrieve\n      get: /v1/things/{pk}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(widgetCatalog(t, fdp, catalogConfig{rules: rules}).Resources(), ","); got != "things" {
+		t.Fatalf("with a rule: streams %s", got)
+	}
+}
