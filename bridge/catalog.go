@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode"
 
+	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -42,6 +43,7 @@ var standardActions = map[string]actionKind{
 // beyond two map reads.
 type Catalog struct {
 	streams map[string]*resource
+	hidden  []string // services seen but not exposed, for the warning of an empty catalog
 }
 
 // resource is one gRPC service exposed as a stream.
@@ -75,6 +77,12 @@ type action struct {
 
 	items protoreflect.FieldDescriptor   // list response's repeated resource field
 	meta  []protoreflect.FieldDescriptor // list response's other scalar fields
+
+	rule      string                         // what decided the action: ruleOption, ruleHTTP or ruleName (aip.go)
+	http      *httpMapping                   // the method's HTTP rule, nil when none
+	aip       bool                           // built by buildAIPRequest: mapped by HTTP rule or AIP names
+	keyPath   []protoreflect.FieldDescriptor // fields from the request to pk, e.g. book, name
+	pageToken protoreflect.FieldDescriptor   // cursor-paginated list request's page_token
 }
 
 // subscribeMethod is a resource's server-streaming Subscribe RPC.
@@ -107,27 +115,62 @@ type serviceSource struct {
 	stream string // from configuration; "" to use the proto option
 }
 
-// buildCatalog turns services into resources. Services that are neither marked with the
-// bridge's resource option nor named by the configuration are skipped: no frame can reach them.
+// catalogConfig is what the configuration adds to the descriptors.
+type catalogConfig struct {
+	rules   map[string]*annotations.HttpRule // HTTP rules by method full name (-http-rules)
+	streams map[string]string                // resource message full name → stream (-stream)
+}
+
+// buildCatalog turns services into resources, with no configured HTTP rules.
 func buildCatalog(sources []serviceSource) (*Catalog, error) {
+	return buildCatalogWith(sources, catalogConfig{})
+}
+
+// buildCatalogWith turns services into resources. A service marked with the bridge's resource
+// option or named by the configuration is one stream; any other becomes one stream per
+// resource its standard methods serve (aip.go), and one with none is skipped: no frame can
+// reach it.
+func buildCatalogWith(sources []serviceSource, cfg catalogConfig) (*Catalog, error) {
 	c := &Catalog{streams: make(map[string]*resource)}
+	add := func(r *resource) error {
+		if prev, ok := c.streams[r.stream]; ok {
+			return fmt.Errorf("stream %q is claimed by both %s and %s", r.stream, prev.service.FullName(), r.service.FullName())
+		}
+		c.streams[r.stream] = r
+		return nil
+	}
 	for _, src := range sources {
 		ropts := resourceOptions(src.desc)
 		stream := src.stream
+		if stream == hiddenStream {
+			c.hidden = append(c.hidden, string(src.desc.FullName()))
+			continue // -stream pkg.Service=-: never exposed
+		}
 		if stream == "" && ropts != nil {
 			stream = ropts.GetStream()
 		}
 		if stream == "" {
+			rs, err := aipResources(src, cfg)
+			if err != nil {
+				return nil, err
+			}
+			if len(rs) == 0 {
+				c.hidden = append(c.hidden, string(src.desc.FullName()))
+			}
+			for _, r := range rs {
+				if err := add(r); err != nil {
+					return nil, err
+				}
+			}
 			continue
 		}
-		if prev, ok := c.streams[stream]; ok {
-			return nil, fmt.Errorf("stream %q is claimed by both %s and %s", stream, prev.service.FullName(), src.desc.FullName())
-		}
-		r, err := newResource(stream, src.desc, src.conn, ropts)
+		r, err := newResource(stream, src.desc, src.conn, ropts, cfg)
 		if err != nil {
 			return nil, err
 		}
-		c.streams[stream] = r
+		if err := add(r); err != nil {
+			return nil, err
+		}
 	}
 	return c, nil
 }
@@ -150,7 +193,7 @@ func actionOptions(md protoreflect.MethodDescriptor) *bridgev1.ActionOptions {
 	return ao
 }
 
-func newResource(stream string, sd protoreflect.ServiceDescriptor, conn grpc.ClientConnInterface, ropts *bridgev1.ResourceOptions) (*resource, error) {
+func newResource(stream string, sd protoreflect.ServiceDescriptor, conn grpc.ClientConnInterface, ropts *bridgev1.ResourceOptions, cfg catalogConfig) (*resource, error) {
 	r := &resource{
 		stream:     stream,
 		streamJSON: appendJSONString(nil, stream),
@@ -159,6 +202,7 @@ func newResource(stream string, sd protoreflect.ServiceDescriptor, conn grpc.Cli
 		actions:    make(map[string]*action),
 		permission: ropts.GetPermission(),
 	}
+	aipNames := !usesBridgeNames(sd)
 	methods := sd.Methods()
 	for i := 0; i < methods.Len(); i++ {
 		md := methods.Get(i)
@@ -178,21 +222,18 @@ func newResource(stream string, sd protoreflect.ServiceDescriptor, conn grpc.Cli
 		if md.IsStreamingClient() || md.IsStreamingServer() {
 			continue // only unary methods map to actions
 		}
-		a, err := newAction(path, md, aopts)
+		a, err := newActionWith(path, md, aopts, httpRuleOf(md, cfg.rules), false, aipNames)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		if a.name == "subscribe" || a.name == "unsubscribe" {
-			return nil, fmt.Errorf("%s: action name %q is reserved", path, a.name)
+		if err := r.addAction(a); err != nil {
+			return nil, err
 		}
-		if _, dup := r.actions[a.name]; dup {
-			return nil, fmt.Errorf("%s: two methods map to action %q", path, a.name)
-		}
-		r.actions[a.name] = a
 		if r.model == nil {
 			r.model = modelOf(a)
 		}
 	}
+	addAIPAliases(r)
 	if r.subscribe != nil && r.subscribe.evData != nil && r.subscribe.evData.Message() != nil {
 		r.model = r.subscribe.evData.Message()
 	}
@@ -214,16 +255,68 @@ func modelOf(a *action) protoreflect.MessageDescriptor {
 }
 
 func newAction(path string, md protoreflect.MethodDescriptor, opts *bridgev1.ActionOptions) (*action, error) {
+	return newActionWith(path, md, opts, nil, false, false)
+}
+
+// usesBridgeNames reports whether a service names any method after the bridge's conventions
+// (Create, Retrieve, ...). Such a service keeps its other methods custom, as before AIP names
+// were understood: a ListVotes beside List stays list_votes.
+func usesBridgeNames(sd protoreflect.ServiceDescriptor) bool {
+	methods := sd.Methods()
+	for i := 0; i < methods.Len(); i++ {
+		if _, ok := standardActions[string(methods.Get(i).Name())]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// newActionWith maps a method to an action. The name comes from the bridge's method option,
+// else the HTTP rule, else the method name (the bridge's conventions, then AIP's); aipService
+// is set for services without the bridge's resource option, whose methods follow AIP, and
+// aipNames when AIP's method names (GetBook) map to standard actions.
+func newActionWith(path string, md protoreflect.MethodDescriptor, opts *bridgev1.ActionOptions, rule *annotations.HttpRule, aipService, aipNames bool) (*action, error) {
 	a := &action{
 		method:     path,
 		req:        md.Input(),
 		resp:       md.Output(),
 		permission: opts.GetPermission(),
 	}
-	a.kind = standardActions[string(md.Name())]
+	if rule != nil {
+		m, err := parseHTTPRule(rule)
+		if err != nil {
+			return nil, fmt.Errorf("HTTP rule: %w", err)
+		}
+		a.http = m
+	}
+	bridgeKind, bridgeName := standardActions[string(md.Name())]
+	aipKind, _, aipName := aipMethod(string(md.Name()))
+	aipName = aipName && aipNames
+	httpKind, httpOK := kindCustom, false
+	if a.http != nil {
+		httpKind, httpOK = kindOfHTTP(a.http)
+	}
+	// The kind comes from the most precedent rule that says one; the name from the option.
+	switch {
+	case httpOK:
+		a.kind, a.rule = httpKind, ruleHTTP
+		if httpKind == kindCustom {
+			a.name = snakeCase(strings.ReplaceAll(a.http.custom, "-", "_"))
+		}
+	case bridgeName:
+		a.kind, a.rule = bridgeKind, ruleName
+	case aipName:
+		a.kind, a.rule = aipKind, ruleName
+	default:
+		a.kind, a.rule = kindCustom, ruleName
+	}
+	a.aip = aipService || a.rule == ruleHTTP || (!bridgeName && aipName)
 	switch {
 	case opts.GetName() != "":
-		a.name = opts.GetName()
+		a.name, a.rule = opts.GetName(), ruleOption
+	case a.name != "":
+	case a.kind != kindCustom && (a.aip || a.rule == ruleHTTP):
+		a.name = kindNames[a.kind]
 	case a.kind != kindCustom:
 		a.name = strings.ToLower(string(md.Name()))
 	default:
@@ -239,8 +332,45 @@ func newAction(path string, md protoreflect.MethodDescriptor, opts *bridgev1.Act
 	if f := fields.ByName("data"); f != nil && f.Message() != nil && !f.IsList() && !f.IsMap() {
 		a.data = f
 	}
+	if a.http != nil && a.http.body != "" && a.http.body != "*" {
+		f := fields.ByName(protoreflect.Name(a.http.body))
+		if f == nil || f.Message() == nil || f.IsList() || f.IsMap() {
+			return nil, fmt.Errorf("HTTP rule body %q is not a message field of %s", a.http.body, a.req.FullName())
+		}
+		a.data = f
+	}
+	if a.data == nil && a.aip && (a.kind == kindCreate || a.kind == kindUpdate || a.kind == kindPatch) {
+		a.data = resourceField(a.req, a.resp)
+	}
 	if f := fields.ByName("update_mask"); f != nil && f.Message() != nil && f.Message().FullName() == "google.protobuf.FieldMask" {
 		a.mask = f
+	}
+
+	// The key: the HTTP rule's last path variable, else pk, else for AIP name or id (of the
+	// resource field for update).
+	switch {
+	case a.http != nil && a.http.detail:
+		kp, err := resolveFieldPath(a.req, a.http.key)
+		if err != nil {
+			return nil, fmt.Errorf("HTTP rule %s: %w", a.http.summary, err)
+		}
+		a.keyPath = kp
+	case a.pk != nil:
+		a.keyPath = []protoreflect.FieldDescriptor{a.pk}
+	case a.aip && a.http == nil && a.kind != kindList && a.kind != kindCreate:
+		if f := keyField(a.req); f != nil {
+			a.keyPath = []protoreflect.FieldDescriptor{f}
+		} else if a.data != nil {
+			if f := keyField(a.data.Message()); f != nil {
+				a.keyPath = []protoreflect.FieldDescriptor{a.data, f}
+			}
+		}
+	}
+	if len(a.keyPath) > 0 {
+		a.pk = a.keyPath[len(a.keyPath)-1]
+	}
+	if len(a.keyPath) > 1 || (a.data != nil && a.data.Name() != "data") {
+		a.aip = true
 	}
 
 	switch opts.GetScope() {
@@ -249,7 +379,11 @@ func newAction(path string, md protoreflect.MethodDescriptor, opts *bridgev1.Act
 	case bridgev1.Scope_SCOPE_LIST:
 		a.detail = false
 	default:
-		a.detail = a.pk != nil
+		if a.http != nil {
+			a.detail = a.http.detail
+		} else {
+			a.detail = a.pk != nil
+		}
 	}
 	if a.detail && a.pk == nil {
 		return nil, fmt.Errorf("detail action %q needs a pk field in %s", a.name, a.req.FullName())
@@ -258,6 +392,10 @@ func newAction(path string, md protoreflect.MethodDescriptor, opts *bridgev1.Act
 	if a.kind == kindList {
 		a.page = intField(fields.ByName("page"))
 		a.pageSize = intField(fields.ByName("page_size"))
+		if f := fields.ByName("page_token"); f != nil && f.Kind() == protoreflect.StringKind && !f.IsList() {
+			a.pageToken = f
+			a.aip = true
+		}
 		rf := a.resp.Fields()
 		for i := 0; i < rf.Len(); i++ {
 			f := rf.Get(i)

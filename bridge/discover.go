@@ -42,13 +42,13 @@ func (s *Server) discover(ctx context.Context) (*Catalog, error) {
 	for svc := range s.opts.streams {
 		found := false
 		for _, src := range sources {
-			found = found || string(src.desc.FullName()) == svc
+			found = found || string(src.desc.FullName()) == svc || servesResource(src.desc, svc, s.opts.httpRules)
 		}
 		if !found {
 			return nil, fmt.Errorf("service %s named in the configuration was not found on any backend", svc)
 		}
 	}
-	return buildCatalog(sources)
+	return buildCatalogWith(sources, catalogConfig{rules: s.opts.httpRules, streams: s.opts.streams})
 }
 
 func (s *Server) reflect(ctx context.Context, b *backendConn) ([]serviceSource, error) {
@@ -58,7 +58,7 @@ func (s *Server) reflect(ctx context.Context, b *backendConn) ([]serviceSource, 
 	defer client.Reset()
 	names, err := client.ListServices()
 	if err != nil {
-		return nil, fmt.Errorf("server reflection: %w", err)
+		return nil, fmt.Errorf("server reflection: %w", reflectionError(err)) // discover_hint.go
 	}
 	var out []serviceSource
 	for _, name := range names {
@@ -89,7 +89,7 @@ func (s *Server) sourcesFromDescriptors() ([]serviceSource, error) {
 				continue
 			}
 			stream := s.opts.streams[string(sd.FullName())]
-			if stream == "" && resourceOptions(sd) == nil {
+			if stream == "" && resourceOptions(sd) == nil && !isAIPService(sd, s.opts.httpRules) {
 				continue
 			}
 			b := s.backendFor(sd.FullName())
@@ -150,16 +150,19 @@ func (s *Server) discoverLoop(ctx context.Context) {
 func (s *Server) discoverUntilReady(ctx context.Context) bool {
 	defer close(s.discovered)
 	delay := s.opts.discoveryRetry / 8
+	var hints discoveryHints // discover_hint.go
 	for {
 		cat, err := s.discover(ctx)
 		if err == nil {
 			s.install(cat)
 			s.opts.logger.Info("backends discovered", "streams", cat.Resources())
+			s.warnNoStreams(cat)
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
+		s.hintDiscovery(&hints, err)
 		s.opts.logger.Warn("discovery failed, retrying", "err", err, "in", delay)
 		select {
 		case <-ctx.Done():

@@ -148,7 +148,7 @@ func parseEventActions(data []byte) (actionRaw []byte, acts []string, e *Error) 
 func (h *hub) subscribe(c *conn, res *resource, r *request) {
 	sm := res.subscribe
 	if sm == nil {
-		c.replyError(r, errInvalidAction)
+		c.replyError(r, errNoEvents) // aip.go
 		return
 	}
 	actionRaw, acts, e := parseEventActions(r.data)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/reflect/protoregistry"
 )
@@ -32,7 +33,8 @@ type Backend struct {
 type options struct {
 	backends       []Backend
 	descriptors    *protoregistry.Files
-	streams        map[string]string // service full name → stream
+	streams        map[string]string                // service full name → stream
+	httpRules      map[string]*annotations.HttpRule // WithHTTPRules: method full name → rule (httprule.go)
 	pageSize       int
 	maxPageSize    int
 	callTimeout    time.Duration

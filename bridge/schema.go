@@ -1,9 +1,11 @@
 package bridge
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 
@@ -56,9 +58,17 @@ type SchemaAction struct {
 	Scope  string `json:"scope"`
 	Detail bool   `json:"detail"`
 	// Method is the gRPC method path, e.g. /polls.v1.QuestionService/Create.
-	Method   string `json:"method"`
-	Request  string `json:"request"`
-	Response string `json:"response"`
+	Method string `json:"method"`
+	// Rule is what decided the action: "option" (the bridge's method option), "http" (the
+	// method's HTTP rule) or "name" (the method's name), in that order of precedence.
+	Rule string `json:"rule"`
+	// HTTP is the method's HTTP rule, e.g. "PATCH /v1/{book.name=shelves/*/books/*}", when it has one.
+	HTTP string `json:"http,omitempty"`
+	// Pagination of a list: "page" (data.page and data.page_size) or "cursor"
+	// (data.page_token and data.page_size; meta.next_page_token).
+	Pagination string `json:"pagination,omitempty"`
+	Request    string `json:"request"`
+	Response   string `json:"response"`
 	// Permission is the action's own permission, else the resource's ("" means the default).
 	Permission string `json:"permission"`
 	// EffectivePermission is the permission that decides the action, as resolved from the
@@ -221,13 +231,16 @@ func (s *Server) buildSchema(cat *Catalog) *Schema {
 		}
 		// The catalog's map has no order; the service's methods do.
 		methods := res.service.Methods()
-		byMethod := make(map[string]*action, len(res.actions))
+		// One AIP Update method may serve two actions (update and patch): by kind then.
+		byMethod := make(map[string][]*action, len(res.actions))
 		for _, a := range res.actions {
-			byMethod[a.method] = a
+			byMethod[a.method] = append(byMethod[a.method], a)
 		}
 		for i := 0; i < methods.Len(); i++ {
 			path := "/" + string(res.service.FullName()) + "/" + string(methods.Get(i).Name())
-			if a := byMethod[path]; a != nil {
+			as := byMethod[path]
+			slices.SortFunc(as, func(x, y *action) int { return cmp.Compare(x.kind, y.kind) })
+			for _, a := range as {
 				st.Actions = append(st.Actions, s.schemaAction(b, res, a))
 			}
 		}
@@ -247,6 +260,7 @@ func (s *Server) schemaAction(b *schemaBuilder, res *resource, a *action) *Schem
 		Scope:               "list",
 		Detail:              a.detail,
 		Method:              a.method,
+		Rule:                a.rule,
 		Request:             string(a.req.FullName()),
 		Response:            string(a.resp.FullName()),
 		Permission:          s.schemaPermission(res, a),
@@ -257,6 +271,9 @@ func (s *Server) schemaAction(b *schemaBuilder, res *resource, a *action) *Schem
 	}
 	if a.detail {
 		sa.Scope = "detail"
+	}
+	if a.http != nil {
+		sa.HTTP = a.http.summary
 	}
 	if a.kind == kindCreate {
 		sa.Status = http.StatusCreated
@@ -272,7 +289,12 @@ func (s *Server) schemaAction(b *schemaBuilder, res *resource, a *action) *Schem
 	case kindList:
 		item := b.single(a.items)
 		sa.Reply = SchemaType{Type: "array", Items: &item}
+		sa.Pagination = "page"
 		meta := SchemaType{Type: "object", Fields: []SchemaField{pageField("page"), pageField("page_size")}}
+		if a.pageToken != nil {
+			sa.Pagination = "cursor"
+			meta.Fields = []SchemaField{pageField("page_size")}
+		}
 		for _, f := range a.meta {
 			meta.Fields = append(meta.Fields, b.field(f))
 		}
@@ -327,6 +349,9 @@ type schemaBuilder struct {
 // dataShape is what payload.data may hold: the request's data message when it has one, else
 // the request's own fields but pk and update_mask. A list's data also takes page and page_size.
 func (b *schemaBuilder) dataShape(a *action) SchemaType {
+	if a.aip {
+		return b.aipDataShape(a) // schema_aip.go
+	}
 	if a.data != nil && a.kind != kindList {
 		return b.single(a.data)
 	}

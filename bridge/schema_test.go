@@ -176,14 +176,14 @@ func TestSchemaShapes(t *testing.T) {
 	if got := js(actions["patch"].Data); got != `{"type":"object","fields":[{"name":"name","json_name":"name","number":2,"type":"string"}]}` {
 		t.Errorf("patch data %s", got)
 	}
-	if a := actions["patch"]; !a.Detail || !a.Partial || js(a.PK) != `{"type":"string","format":"uint64"}` {
+	if a := actions["patch"]; !a.Detail || !a.Partial || a.Rule != "name" || a.HTTP != "" || js(a.PK) != `{"type":"string","format":"uint64"}` {
 		t.Errorf("patch: %s", js(a))
 	}
 	// list: page, page_size, then the other request fields; meta has the scalar total.
 	if got := js(actions["list"].Data.Fields); !strings.Contains(got, `"name":"page"`) || !strings.HasSuffix(got, `{"name":"color","json_name":"color","number":3,"type":"string","format":"enum","enum":"schematest.v1.Color","values":["COLOR_UNSPECIFIED","COLOR_RED"]}]`) {
 		t.Errorf("list data %s", got)
 	}
-	if got := js(actions["list"].Meta); !strings.Contains(got, `{"name":"total","json_name":"total","number":2,"type":"string","format":"int64"}`) {
+	if got := js(actions["list"].Meta); actions["list"].Pagination != "page" || !strings.Contains(got, `{"name":"total","json_name":"total","number":2,"type":"string","format":"int64"}`) {
 		t.Errorf("list meta %s", got)
 	}
 	// A custom action without pk is a list action; an empty request is an empty data object.

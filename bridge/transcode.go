@@ -24,6 +24,9 @@ type page struct {
 
 // buildRequest turns a request frame into the action's request message.
 func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, *Error) {
+	if a.aip {
+		return s.buildAIPRequest(a, r) // aip.go
+	}
 	var pg page
 	msg := dynamicpb.NewMessage(a.req)
 	data := r.data
@@ -222,6 +225,9 @@ func appendResponseData(b []byte, a *action, resp *dynamicpb.Message) ([]byte, e
 
 // appendMeta appends a list reply's meta: the page used and the response's other scalars.
 func appendMeta(b []byte, a *action, resp *dynamicpb.Message, pg page) []byte {
+	if a.pageToken != nil {
+		return appendCursorMeta(b, a, resp, pg) // aip.go
+	}
 	b = append(b, `{"page":`...)
 	b = strconv.AppendInt(b, pg.number, 10)
 	b = append(b, `,"page_size":`...)

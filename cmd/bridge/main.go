@@ -50,6 +50,7 @@ type config struct {
 	backends      listFlag
 	streams       listFlag
 	descriptorSet string
+	httpRules     string
 	pageSize      int
 	maxPageSize   int
 	callTimeout   time.Duration
@@ -71,6 +72,7 @@ var envNames = map[string]string{
 	"backend":           "BRIDGE_BACKENDS",
 	"stream":            "BRIDGE_STREAMS",
 	"descriptor-set":    "BRIDGE_DESCRIPTOR_SET",
+	"http-rules":        "BRIDGE_HTTP_RULES",
 	"page-size":         "BRIDGE_PAGE_SIZE",
 	"max-page-size":     "BRIDGE_MAX_PAGE_SIZE",
 	"call-timeout":      "BRIDGE_CALL_TIMEOUT",
@@ -90,7 +92,8 @@ func parseFlags(args []string) (*config, error) {
 	fs := flag.NewFlagSet("bridge", flag.ContinueOnError)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve HTTP and the WebSocket on")
 	fs.Var(&c.backends, "backend", "gRPC backend target, repeatable; with -descriptor-set and several backends, target=pkg.Service+pkg.Other names the services it serves")
-	fs.Var(&c.streams, "stream", "expose a service without the bridge's resource option: pkg.Service=stream, repeatable")
+	fs.Var(&c.streams, "stream", "expose a service without the bridge's resource option: pkg.Service=stream, or rename a resource of an AIP-style service: pkg.Message=stream; repeatable")
+	fs.StringVar(&c.httpRules, "http-rules", "", "grpc-gateway grpc_api_configuration YAML whose http rules map methods to actions")
 	fs.StringVar(&c.descriptorSet, "descriptor-set", "", "file descriptor set (buf build -o) to use instead of server reflection")
 	fs.IntVar(&c.pageSize, "page-size", 25, "page size of list when the client sends none")
 	fs.IntVar(&c.maxPageSize, "max-page-size", 1000, "largest page size a client may ask for; larger requests are capped")
@@ -197,6 +200,13 @@ func (c *config) options(logger *slog.Logger) ([]bridge.Option, error) {
 			return nil, fmt.Errorf("-stream %q: want pkg.Service=stream", s)
 		}
 		opts = append(opts, bridge.WithStream(svc, stream))
+	}
+	if c.httpRules != "" {
+		rules, err := bridge.LoadHTTPRules(c.httpRules)
+		if err != nil {
+			return nil, fmt.Errorf("-http-rules: %v", err)
+		}
+		opts = append(opts, bridge.WithHTTPRules(rules))
 	}
 	if c.descriptorSet != "" {
 		files, err := readDescriptorSet(c.descriptorSet)

@@ -1,0 +1,554 @@
+package bridge
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"google.golang.org/genproto/googleapis/api/annotations"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/dynamicpb"
+)
+
+// Services written in Google's resource-oriented style (AIP-131 to AIP-136) work through
+// the bridge unchanged: their methods map to actions by HTTP rule or by AIP's method names,
+// and a service holding several resources becomes one stream per resource
+// (docs/conventions.md).
+
+// hiddenStream, as the stream of -stream pkg.Service=- or pkg.Message=-, hides the service or
+// resource: the way to keep a service the bridge would expose unreachable without editing it.
+const hiddenStream = "-"
+
+// Rules that decide an action, as /schema shows them.
+const (
+	ruleOption = "option" // the bridge's (bridge.v1.action) method option
+	ruleHTTP   = "http"   // a google.api.http rule, annotation or -http-rules file
+	ruleName   = "name"   // the method's name
+)
+
+var (
+	errNoEvents = newError(http.StatusNotImplemented,
+		"This stream has no events: its service has no Subscribe method following the bridge's event convention.")
+	errCursorPage = &Error{Status: http.StatusBadRequest, Fields: []FieldError{{Field: "page", Messages: []string{
+		"This list is paginated by cursor: send page_token (the previous reply's meta.next_page_token) instead of page.",
+	}}}}
+	errPageToken = &Error{Status: http.StatusBadRequest, Fields: []FieldError{{Field: "page_token", Messages: []string{"Not a valid string."}}}}
+)
+
+// aipPrefixes are AIP's standard method names: the prefix, then the resource.
+var aipPrefixes = []struct {
+	prefix string
+	kind   actionKind
+}{
+	{"Get", kindRetrieve},
+	{"List", kindList},
+	{"Create", kindCreate},
+	{"Update", kindUpdate},
+	{"Delete", kindDelete},
+}
+
+// aipMethod reads an AIP standard method name: GetBook → retrieve, "Book".
+func aipMethod(name string) (actionKind, string, bool) {
+	for _, p := range aipPrefixes {
+		rest, ok := strings.CutPrefix(name, p.prefix)
+		if ok && rest != "" && unicode.IsUpper(rune(rest[0])) {
+			return p.kind, rest, true
+		}
+	}
+	return kindCustom, "", false
+}
+
+// kindOfHTTP maps an HTTP rule to an action kind; ok is false when the rule says nothing
+// (a POST to one resource without a custom verb, a custom HTTP method).
+func kindOfHTTP(m *httpMapping) (actionKind, bool) {
+	if m.custom != "" {
+		return kindCustom, true
+	}
+	switch m.verb {
+	case http.MethodGet:
+		if m.detail {
+			return kindRetrieve, true
+		}
+		return kindList, true
+	case http.MethodPost:
+		if !m.detail {
+			return kindCreate, true
+		}
+	case http.MethodPut:
+		return kindUpdate, true
+	case http.MethodPatch:
+		return kindPatch, true
+	case http.MethodDelete:
+		return kindDelete, true
+	}
+	return kindCustom, false
+}
+
+// resolveFieldPath finds a dotted field path (book.name) in a message: every field but the
+// last a singular message, the last a key.
+func resolveFieldPath(md protoreflect.MessageDescriptor, path []string) ([]protoreflect.FieldDescriptor, error) {
+	var out []protoreflect.FieldDescriptor
+	for i, name := range path {
+		f := md.Fields().ByName(protoreflect.Name(name))
+		if f == nil {
+			return nil, fmt.Errorf("%s has no field %s", md.FullName(), name)
+		}
+		out = append(out, f)
+		if i == len(path)-1 {
+			if f.IsList() || f.IsMap() || !isKeyKind(f.Kind()) {
+				return nil, fmt.Errorf("key field %s must be a singular integer or string", strings.Join(path, "."))
+			}
+			break
+		}
+		if f.Message() == nil || f.IsList() || f.IsMap() {
+			return nil, fmt.Errorf("%s of %s is not a message", name, strings.Join(path, "."))
+		}
+		md = f.Message()
+	}
+	return out, nil
+}
+
+// keyField is a name, id or pk field usable as a key, nil when md has none.
+func keyField(md protoreflect.MessageDescriptor) protoreflect.FieldDescriptor {
+	for _, n := range []protoreflect.Name{"name", "id", "pk"} {
+		if f := md.Fields().ByName(n); f != nil && !f.IsList() && !f.IsMap() && isKeyKind(f.Kind()) {
+			return f
+		}
+	}
+	return nil
+}
+
+// resourceField is the request's singular field of the response's type (CreateBookRequest.book).
+func resourceField(req, resp protoreflect.MessageDescriptor) protoreflect.FieldDescriptor {
+	var found protoreflect.FieldDescriptor
+	fields := req.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		f := fields.Get(i)
+		if f.Message() != nil && !f.IsList() && !f.IsMap() && f.Message().FullName() == resp.FullName() {
+			if found != nil {
+				return nil // ambiguous
+			}
+			found = f
+		}
+	}
+	return found
+}
+
+// aipResources splits a service without the bridge's resource option into one resource per
+// resource message its methods serve. It returns nil when no method maps to a standard
+// action by HTTP rule or AIP name: such a service is not a resource service, and stays hidden.
+func aipResources(src serviceSource, cfg catalogConfig) ([]*resource, error) {
+	sd := src.desc
+	type mapped struct {
+		md protoreflect.MethodDescriptor
+		a  *action
+	}
+	var unary []mapped
+	var streams []protoreflect.MethodDescriptor
+	standard := false
+	aipNames := !usesBridgeNames(sd)
+	methods := sd.Methods()
+	for i := 0; i < methods.Len(); i++ {
+		md := methods.Get(i)
+		aopts := actionOptions(md)
+		if aopts.GetHidden() {
+			continue
+		}
+		if md.IsStreamingServer() && !md.IsStreamingClient() {
+			streams = append(streams, md)
+			continue
+		}
+		if md.IsStreamingClient() || md.IsStreamingServer() {
+			continue
+		}
+		path := "/" + string(sd.FullName()) + "/" + string(md.Name())
+		a, err := newActionWith(path, md, aopts, httpRuleOf(md, cfg.rules), true, aipNames)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		// Only AIP names and HTTP rules expose a service unasked: one named after the bridge's
+		// conventions but without its option stays hidden, as it always was (-stream exposes it).
+		standard = standard || (a.kind != kindCustom && (a.rule == ruleHTTP || aipNames))
+		unary = append(unary, mapped{md, a})
+	}
+	if !standard {
+		return nil, nil
+	}
+
+	// The resource messages: what Get, Create, Update return and List lists.
+	var models []protoreflect.MessageDescriptor
+	addModel := func(m protoreflect.MessageDescriptor) {
+		if m != nil && !slices.ContainsFunc(models, func(x protoreflect.MessageDescriptor) bool { return x.FullName() == m.FullName() }) {
+			models = append(models, m)
+		}
+	}
+	for _, u := range unary {
+		switch u.a.kind {
+		case kindList:
+			addModel(u.a.items.Message())
+		case kindRetrieve, kindCreate, kindUpdate, kindPatch:
+			addModel(u.a.resp)
+		}
+	}
+	isModel := func(m protoreflect.MessageDescriptor) protoreflect.MessageDescriptor {
+		for _, x := range models {
+			if x.FullName() == m.FullName() {
+				return x
+			}
+		}
+		return nil
+	}
+	plural := map[protoreflect.FullName]string{}
+	for _, m := range models {
+		plural[m.FullName()] = streamNameOf(m, sd, cfg)
+	}
+	modelOfAction := func(u mapped) protoreflect.MessageDescriptor {
+		if u.a.kind == kindList {
+			return u.a.items.Message()
+		}
+		if m := isModel(u.a.resp); m != nil {
+			return m
+		}
+		// DeleteBook, PublishBook: the longest resource name the method name ends with.
+		var best protoreflect.MessageDescriptor
+		for _, m := range models {
+			if strings.HasSuffix(string(u.md.Name()), string(m.Name())) && (best == nil || len(m.Name()) > len(best.Name())) {
+				best = m
+			}
+		}
+		if best != nil {
+			return best
+		}
+		if u.a.http != nil {
+			for _, m := range models {
+				if plural[m.FullName()] == u.a.http.coll {
+					return m
+				}
+			}
+		}
+		if len(models) == 1 {
+			return models[0]
+		}
+		return nil
+	}
+
+	byModel := map[protoreflect.FullName]*resource{}
+	var out []*resource
+	for _, u := range unary {
+		m := modelOfAction(u)
+		if m == nil || plural[m.FullName()] == hiddenStream {
+			continue // a method of no resource, or of a hidden one: not reachable
+		}
+		r := byModel[m.FullName()]
+		if r == nil {
+			stream := plural[m.FullName()]
+			r = &resource{
+				stream:     stream,
+				streamJSON: appendJSONString(nil, stream),
+				service:    sd,
+				conn:       src.conn,
+				actions:    map[string]*action{},
+				model:      m,
+			}
+			byModel[m.FullName()] = r
+			out = append(out, r)
+		}
+		if err := r.addAction(u.a); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range out {
+		addAIPAliases(r)
+	}
+	// Events: a server-streaming Subscribe method following the bridge's event convention,
+	// whose event data is one of the resources.
+	for _, md := range streams {
+		if !strings.HasPrefix(string(md.Name()), "Subscribe") {
+			continue
+		}
+		path := "/" + string(sd.FullName()) + "/" + string(md.Name())
+		sub, err := newSubscribeMethod(path, md)
+		if err != nil {
+			continue // not the event convention: the resource has no events
+		}
+		sub.desc.StreamName = string(md.Name())
+		if r := byModel[sub.evData.Message().FullName()]; r != nil && r.subscribe == nil {
+			r.subscribe = sub
+		}
+	}
+	return out, nil
+}
+
+// addAction adds an action, refusing reserved and duplicate names.
+func (r *resource) addAction(a *action) error {
+	if a.name == "subscribe" || a.name == "unsubscribe" {
+		return fmt.Errorf("%s: action name %q is reserved", a.method, a.name)
+	}
+	if prev, dup := r.actions[a.name]; dup {
+		return fmt.Errorf("%s: %s and %s both map to action %q of stream %q", a.method, prev.method, a.method, a.name, r.stream)
+	}
+	r.actions[a.name] = a
+	return nil
+}
+
+// addAIPAliases lets one AIP Update method with an update_mask serve both update (mask "*",
+// a full replacement) and patch (the keys sent), unless another method holds the other.
+func addAIPAliases(r *resource) {
+	for _, a := range r.actions {
+		if !a.aip || a.mask == nil || (a.kind != kindUpdate && a.kind != kindPatch) {
+			continue
+		}
+		other, name := kindPatch, "patch"
+		if a.kind == kindPatch {
+			other, name = kindUpdate, "update"
+		}
+		if _, taken := r.actions[name]; taken || a.name != kindNames[a.kind] {
+			continue
+		}
+		alias := *a
+		alias.kind, alias.name, alias.nameJSON = other, name, appendJSONString(nil, name)
+		r.actions[name] = &alias
+	}
+}
+
+// streamNameOf names a resource's stream: the configuration (-stream pkg.Message=name), else
+// google.api.resource's plural, else the plural of AIP's List method, else the message name
+// in snake case with an s.
+func streamNameOf(m protoreflect.MessageDescriptor, sd protoreflect.ServiceDescriptor, cfg catalogConfig) string {
+	if s := cfg.streams[string(m.FullName())]; s != "" {
+		return s
+	}
+	if opts, ok := m.Options().(*descriptorpb.MessageOptions); ok && opts != nil {
+		if rd, _ := extensionOf(opts, annotations.E_Resource).(*annotations.ResourceDescriptor); rd.GetPlural() != "" {
+			return snakeCase(rd.GetPlural())
+		}
+	}
+	methods := sd.Methods()
+	for i := 0; i < methods.Len(); i++ {
+		md := methods.Get(i)
+		kind, plural, ok := aipMethod(string(md.Name()))
+		if !ok || kind != kindList || md.IsStreamingClient() || md.IsStreamingServer() {
+			continue
+		}
+		items := md.Output().Fields()
+		for j := 0; j < items.Len(); j++ {
+			f := items.Get(j)
+			if f.IsList() && f.Message() != nil && f.Message().FullName() == m.FullName() {
+				return snakeCase(plural)
+			}
+		}
+	}
+	name := snakeCase(string(m.Name()))
+	switch {
+	case strings.HasSuffix(name, "s"), strings.HasSuffix(name, "x"), strings.HasSuffix(name, "ch"), strings.HasSuffix(name, "sh"):
+		return name + "es"
+	case strings.HasSuffix(name, "y") && len(name) > 1 && !strings.ContainsRune("aeiou", rune(name[len(name)-2])):
+		return name[:len(name)-1] + "ies"
+	}
+	return name + "s"
+}
+
+// isAIPService reports whether a service without the bridge's resource option has methods
+// that map to standard actions, so that discovery from a descriptor set keeps it.
+func isAIPService(sd protoreflect.ServiceDescriptor, rules map[string]*annotations.HttpRule) bool {
+	rs, err := aipResources(serviceSource{desc: sd}, catalogConfig{rules: rules})
+	return err != nil || len(rs) > 0 // an error is reported by buildCatalog
+}
+
+// servesResource reports whether name is the full name of a resource message of the
+// service, so that -stream may rename that resource's stream.
+func servesResource(sd protoreflect.ServiceDescriptor, name string, rules map[string]*annotations.HttpRule) bool {
+	rs, _ := aipResources(serviceSource{desc: sd}, catalogConfig{rules: rules})
+	for _, r := range rs {
+		if string(r.model.FullName()) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// buildAIPRequest builds the request of an action mapped by HTTP rule or AIP name. data's
+// keys fill the resource field (book) when it has them, and the request's other fields
+// (parent, book_id, validate_only, force) otherwise; pk fills the key field, also inside the
+// resource field (book.name).
+func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, page, *Error) {
+	var pg page
+	msg := dynamicpb.NewMessage(a.req)
+	data := r.data
+	if data != nil && data[0] != '{' {
+		return nil, pg, errDataNotObject
+	}
+	var token []byte
+	if a.kind == kindList {
+		var e *Error
+		if a.pageToken != nil {
+			pg, token, data, e = s.readCursor(data)
+		} else {
+			pg, data, e = s.readPage(data)
+		}
+		if e != nil {
+			return nil, pg, e
+		}
+	}
+
+	var body, rest []byte
+	var bodyKeys []protoreflect.FieldDescriptor
+	var unknown *Error
+	eachMember(data, func(k, v []byte) {
+		if a.data != nil {
+			if f := fieldByKey(a.data.Message().Fields(), k); f != nil {
+				body = appendMember(body, k, v)
+				bodyKeys = append(bodyKeys, f)
+				return
+			}
+		}
+		if f := fieldByKey(a.req.Fields(), k); f != nil && f != a.data && f != a.mask {
+			rest = appendMember(rest, k, v)
+			if a.data == nil {
+				bodyKeys = append(bodyKeys, f)
+			}
+			return
+		}
+		if unknown == nil {
+			unknown = &Error{Status: http.StatusBadRequest}
+		}
+		name, _ := jsonString(k)
+		unknown.Fields = append(unknown.Fields, FieldError{Field: name, Messages: []string{"Unknown field."}})
+	})
+	if unknown != nil {
+		return nil, pg, unknown
+	}
+	if rest != nil {
+		rest = append(rest, '}')
+		if err := unmarshalJSON.Unmarshal(rest, msg); err != nil {
+			return nil, pg, invalidData(a.req, err)
+		}
+	}
+	if a.data != nil && (body != nil || a.kind == kindCreate || a.kind == kindUpdate || a.kind == kindPatch) {
+		target := msg.Mutable(a.data).Message()
+		if body != nil {
+			body = append(body, '}')
+			if err := unmarshalJSON.Unmarshal(body, target.Interface()); err != nil {
+				return nil, pg, invalidData(target.Descriptor(), err)
+			}
+		}
+	}
+
+	if len(a.keyPath) > 0 {
+		if r.pk == nil {
+			if a.detail {
+				return nil, pg, errNotFound
+			}
+		} else {
+			v, ok := parseKey(a.pk, r.pk)
+			if !ok {
+				return nil, pg, errNotFound
+			}
+			m := msg.ProtoReflect()
+			for _, f := range a.keyPath[:len(a.keyPath)-1] {
+				m = m.Mutable(f).Message()
+			}
+			m.Set(a.pk, v)
+		}
+	}
+
+	if a.mask != nil && (a.kind == kindPatch || a.kind == kindUpdate) {
+		fm := msg.Mutable(a.mask).Message()
+		paths := fm.Mutable(fm.Descriptor().Fields().ByName("paths")).List()
+		if a.kind == kindUpdate {
+			paths.Append(protoreflect.ValueOfString("*"))
+		} else {
+			for _, f := range bodyKeys {
+				if len(a.keyPath) > 0 && f == a.keyPath[len(a.keyPath)-1] {
+					continue // the key names the resource; it is not changed
+				}
+				paths.Append(protoreflect.ValueOfString(string(f.Name())))
+			}
+		}
+	}
+
+	if a.kind == kindList {
+		if a.pageToken != nil {
+			if token != nil {
+				msg.Set(a.pageToken, protoreflect.ValueOfString(string(token)))
+			}
+		} else if a.page != nil {
+			msg.Set(a.page, intValue(a.page, pg.number))
+		}
+		if a.pageSize != nil {
+			msg.Set(a.pageSize, intValue(a.pageSize, pg.size))
+		}
+	}
+	return msg, pg, nil
+}
+
+func appendMember(obj, k, v []byte) []byte {
+	if obj == nil {
+		obj = append(obj, '{')
+	} else {
+		obj = append(obj, ',')
+	}
+	return append(append(append(obj, k...), ':'), v...)
+}
+
+// readCursor reads a cursor-paginated list's data.page_size and data.page_token and returns
+// data without them. data.page is refused: it would be silently ignored.
+func (s *Server) readCursor(data []byte) (pg page, token, rest []byte, e *Error) {
+	pg = page{size: int64(s.opts.pageSize)}
+	eachMember(data, func(k, v []byte) {
+		switch {
+		case keyIs(k, "page"):
+			if e == nil {
+				e = errCursorPage
+			}
+		case keyIs(k, "page_size") || keyIs(k, "pageSize"):
+			if isNull(v) {
+				return
+			}
+			n, ok := jsonInt(v)
+			if !ok || n < 1 {
+				if e == nil {
+					e = errInvalidPageSz
+				}
+				return
+			}
+			pg.size = min(n, int64(s.opts.maxPageSize))
+		case keyIs(k, "page_token") || keyIs(k, "pageToken"):
+			if isNull(v) {
+				return
+			}
+			t, ok := jsonString(v)
+			if !ok {
+				if e == nil {
+					e = errPageToken
+				}
+				return
+			}
+			token = []byte(t)
+		default:
+			rest = appendMember(rest, k, v)
+		}
+	})
+	if rest != nil {
+		rest = append(rest, '}')
+	}
+	return pg, token, rest, e
+}
+
+// appendCursorMeta is a cursor-paginated list's meta: the page size asked for, then the
+// response's scalars (next_page_token, total_size when the response has it).
+func appendCursorMeta(b []byte, a *action, resp *dynamicpb.Message, pg page) []byte {
+	b = append(b, `{"page_size":`...)
+	b = strconv.AppendInt(b, pg.size, 10)
+	for _, f := range a.meta {
+		b = append(b, ',')
+		b = appendJSONString(b, string(f.Name()))
+		b = append(b, ':')
+		b = appendScalar(b, f, resp.Get(f))
+	}
+	return append(b, '}')
+}
