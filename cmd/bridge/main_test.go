@@ -1,9 +1,32 @@
 package main
 
 import (
+	"context"
+	"os"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
+
+// TestMain runs the tests in a controlled environment: a BRIDGE_* variable of the shell
+// would otherwise configure every run and parseFlags below.
+func TestMain(m *testing.M) {
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "BRIDGE_") {
+			os.Unsetenv(name)
+		}
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// ended is the context of runs that must fail: if a regression accepted their flags, run
+// would return at once instead of serving and hanging the test.
+func ended() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
 
 func TestBadFlagsNameTheFlag(t *testing.T) {
 	cases := []struct {
@@ -41,7 +64,7 @@ func wantFlagError(t *testing.T, args []string, env map[string]string, flag stri
 			t.Setenv(k, "")
 		}
 	}()
-	err := run(args)
+	err := run(ended(), args)
 	if err == nil {
 		t.Fatalf("%v %v: no error", args, env)
 	}
