@@ -46,6 +46,10 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 		{[]string{"-backend", "x:1", "-descriptor-set", "/nonexistent/set.binpb"}, nil, "-descriptor-set"},
 		{[]string{"-backend", "x:1", "-listen", "256.0.0.1:http"}, nil, "-listen"},
 		{[]string{"-backend", "x:1", "-log-level", "loud"}, nil, "-log-level"},
+		{[]string{"-backend", "x:1", "-http-idle-timeout", "0s"}, nil, "-http-idle-timeout"},
+		{[]string{"-backend", "x:1"}, map[string]string{"BRIDGE_HTTP_IDLE_TIMEOUT": "-1s"}, "-http-idle-timeout"},
+		{[]string{"-backend", "x:1", "-listen", "127.0.0.1:0", "-metrics-listen", "256.0.0.1:http"}, nil, "-metrics-listen"},
+		{[]string{"-backend", "x:1", "-listen", "127.0.0.1:9", "-metrics-listen", "127.0.0.1:9"}, nil, "-metrics-listen"},
 	}
 	for _, tc := range cases {
 		wantFlagError(t, tc.args, tc.env, tc.flag)
@@ -83,5 +87,13 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 	}
 	if len(c.backends) != 2 || c.pageSize != 7 {
 		t.Fatalf("backends %v page size %d: the command line must win over the environment", c.backends, c.pageSize)
+	}
+}
+
+// TestAcceptedFlagsReturnOnEndedContext checks the harness of wantFlagError: flags that are
+// accepted make run return nil at once with an ended context, instead of serving.
+func TestAcceptedFlagsReturnOnEndedContext(t *testing.T) {
+	if err := run(ended(), []string{"-backend", "127.0.0.1:1", "-listen", "127.0.0.1:0", "-metrics-listen", "127.0.0.1:0"}); err != nil {
+		t.Fatalf("valid flags: %v", err)
 	}
 }
