@@ -167,8 +167,6 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-refresh-interval must not be negative, got %s", c.refresh)
 	case c.httpIdle <= 0:
 		return nil, fmt.Errorf("-http-idle-timeout must be positive, got %s", c.httpIdle)
-	case c.metricsListen != "" && c.metricsListen == c.listen:
-		return nil, fmt.Errorf("-metrics-listen must differ from -listen (%s)", c.listen)
 	}
 	if err := c.sec.validate(); err != nil {
 		return nil, err
@@ -283,13 +281,15 @@ func run(ctx context.Context, args []string) error {
 		mux.Handle("GET /metrics", srv)
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: httpSrv.ReadHeaderTimeout, IdleTimeout: c.httpIdle}
 	}
+	// Before Serve, which writes TLSConfig (http2 setup).
+	wsURL := wsScheme(httpSrv) + "://" + ln.Addr().String() + "/ws"
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- serveHTTP(httpSrv, ln) }()
 	if metricsSrv != nil {
 		go func() { serveErr <- metricsSrv.Serve(metricsLn) }()
 		logger.Info("metrics listening", "url", "http://"+metricsLn.Addr().String()+"/metrics")
 	}
-	logger.Info("bridge listening", "ws", wsScheme(httpSrv)+"://"+ln.Addr().String()+"/ws", "backends", c.backends.String())
+	logger.Info("bridge listening", "ws", wsURL, "backends", c.backends.String())
 	if c.debug {
 		logger.Warn("debugger page enabled; never do this in production", "url", "http://"+ln.Addr().String()+"/debug/")
 	}
