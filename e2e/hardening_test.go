@@ -341,6 +341,7 @@ func TestPingIntervalZero(t *testing.T) {
 	}()
 	defer func() { close(stop); <-pingerDone }()
 
+	start := time.Now() // before the bridge arms the silent connection's deadline
 	silent, resp := handshake(t, e.url, "", "", nil)
 	if silent == nil {
 		t.Fatalf("HTTP %d", resp.StatusCode)
@@ -348,7 +349,6 @@ func TestPingIntervalZero(t *testing.T) {
 	defer silent.Close()
 	var pings atomic.Int64
 	silent.SetPingHandler(func(string) error { pings.Add(1); return nil })
-	start := time.Now()
 	closed := make(chan error, 1)
 	go func() {
 		for {
