@@ -31,8 +31,9 @@ type Identity struct {
 	Subject string
 	// Claims are the token's verified claims, as decoded from JSON.
 	Claims map[string]any
-	// Expires is when the token expires; zero when it does not. The bridge closes the
-	// connection with 4001 then.
+	// Expires is when the token stops being accepted; zero when it does not. The bridge
+	// closes the connection with 4001 then (minus WithTokenExpiryMargin). For the JWT
+	// authenticator it is the token's exp plus JWTConfig.Leeway.
 	Expires time.Time
 
 	token string // the raw token, forwarded only with WithForwardToken
@@ -107,22 +108,25 @@ type errAuth string
 
 func (e errAuth) Error() string { return string(e) }
 
-// credentials finds the token of an upgrade request: the Authorization header, the token
-// query parameter, the configured cookie, then a bearer.<token> subprotocol. Only the first
-// source present counts. An empty token means none was sent.
+// credentials finds the token of an upgrade request: an Authorization: Bearer header, the
+// token query parameter, the configured cookie, then a bearer.<token> subprotocol. Only the
+// first source present counts. An Authorization header of another scheme (Basic from a
+// proxy in front of the site) is not a credential of the bridge's and is skipped, as is an
+// empty bearer. subprotocol. An empty token means none was sent.
 func credentials(r *http.Request, cookie string) (string, error) {
-	if h := r.Header.Values("Authorization"); len(h) > 0 {
-		if len(h) > 1 {
-			return "", errAuth("several Authorization headers")
+	var bearer []string
+	for _, h := range r.Header.Values("Authorization") {
+		if scheme, tok, _ := strings.Cut(strings.TrimSpace(h), " "); strings.EqualFold(scheme, "Bearer") {
+			bearer = append(bearer, strings.TrimSpace(tok))
 		}
-		scheme, tok, ok := strings.Cut(strings.TrimSpace(h[0]), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			return "", errAuth("the Authorization header is not a Bearer token")
-		}
-		if tok = strings.TrimSpace(tok); tok == "" {
-			return "", errAuth("empty Bearer token")
-		}
-		return tok, nil
+	}
+	switch {
+	case len(bearer) > 1:
+		return "", errAuth("several Bearer Authorization headers")
+	case len(bearer) == 1 && bearer[0] == "":
+		return "", errAuth("empty Bearer token")
+	case len(bearer) == 1:
+		return bearer[0], nil
 	}
 	if tok := r.URL.Query().Get("token"); tok != "" {
 		return tok, nil
@@ -133,10 +137,7 @@ func credentials(r *http.Request, cookie string) (string, error) {
 		}
 	}
 	for _, p := range subprotocols(r) {
-		if tok, ok := strings.CutPrefix(p, bearerProtocol); ok {
-			if tok == "" {
-				return "", errAuth("empty bearer subprotocol")
-			}
+		if tok, ok := strings.CutPrefix(p, bearerProtocol); ok && tok != "" {
 			return tok, nil
 		}
 	}
@@ -179,31 +180,44 @@ func answerProtocol(r *http.Request) string {
 func (s *Server) handshake(r *http.Request) (*handshake, error) {
 	sec := &s.opts.security
 	hs := &handshake{protocol: answerProtocol(r)}
-	tok, err := credentials(r, sec.cookie)
-	if err != nil {
-		return nil, err
-	}
-	if tok != "" && sec.auth != nil {
-		id, err := sec.auth.Authenticate(r.Context(), tok)
+	if sec.auth != nil {
+		// Without an authenticator no credential is ever looked at: every connection is
+		// anonymous, whatever it sends.
+		tok, err := credentials(r, sec.cookie)
 		if err != nil {
 			return nil, err
 		}
-		if id == nil || id.Subject == "" {
-			return nil, errAuth("the token has no subject")
+		if tok != "" {
+			if err := s.authenticate(r, hs, tok); err != nil {
+				return nil, err
+			}
 		}
-		if !printableASCII(id.Subject) {
-			return nil, errAuth("the token's subject is not printable ASCII")
-		}
-		if !id.Expires.IsZero() && !time.Now().Before(id.Expires.Add(-sec.expiryMargin)) {
-			return nil, errAuth("the token expires within the expiry margin")
-		}
-		own := *id // the authenticator may share its identities; this one is the connection's
-		own.token = tok
-		hs.identity = &own
 	}
 	hs.md = s.forwardMD(r, hs.identity)
 	hs.key = mdKey(hs.md)
 	return hs, nil
+}
+
+// authenticate verifies tok and sets hs.identity.
+func (s *Server) authenticate(r *http.Request, hs *handshake, tok string) error {
+	sec := &s.opts.security
+	id, err := sec.auth.Authenticate(r.Context(), tok)
+	if err != nil {
+		return err
+	}
+	if id == nil || id.Subject == "" {
+		return errAuth("the token has no subject")
+	}
+	if !printableASCII(id.Subject) {
+		return errAuth("the token's subject is not printable ASCII")
+	}
+	if !id.Expires.IsZero() && !time.Now().Before(id.Expires.Add(-sec.expiryMargin)) {
+		return errAuth("the token expires within the expiry margin")
+	}
+	own := *id // the authenticator may share its identities; this one is the connection's
+	own.token = tok
+	hs.identity = &own
+	return nil
 }
 
 // forwardMD is the metadata a connection sends to the backends: nothing a client chose

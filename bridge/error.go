@@ -81,19 +81,20 @@ func appendStrings(b []byte, ss []string) []byte {
 
 // Errors the bridge itself answers with. Their texts are part of the protocol.
 var (
-	errNotFound       = newError(http.StatusNotFound, "Not found.")
-	errUnknownStream  = newError(http.StatusNotFound, "Unknown stream.")
-	errInvalidAction  = newError(http.StatusBadRequest, "Invalid Action")
-	errInvalidPage    = newError(http.StatusBadRequest, "Invalid page.")
-	errInvalidPageSz  = newError(http.StatusBadRequest, "Invalid page size.")
-	errNotReady       = newError(http.StatusServiceUnavailable, "The bridge has not discovered its backends yet.")
-	errShuttingDown   = newError(http.StatusServiceUnavailable, "The bridge is shutting down.")
-	errDataNotObject  = newError(http.StatusBadRequest, "data must be a JSON object.")
-	errPermission     = newError(http.StatusUnauthorized, "Permission Denied")
-	errTooManyReqs    = newError(http.StatusTooManyRequests, "Too many requests.")
-	errActionRequired = newError(http.StatusBadRequest, "action required")
-	errEventAction    = newError(http.StatusBadRequest, "Invalid event action.")
-	errTooManySubs    = newError(http.StatusTooManyRequests, "Too many subscriptions.")
+	errNotFound         = newError(http.StatusNotFound, "Not found.")
+	errUnknownStream    = newError(http.StatusNotFound, "Unknown stream.")
+	errInvalidAction    = newError(http.StatusBadRequest, "Invalid Action")
+	errInvalidPage      = newError(http.StatusBadRequest, "Invalid page.")
+	errInvalidPageSz    = newError(http.StatusBadRequest, "Invalid page size.")
+	errNotReady         = newError(http.StatusServiceUnavailable, "The bridge has not discovered its backends yet.")
+	errShuttingDown     = newError(http.StatusServiceUnavailable, "The bridge is shutting down.")
+	errDataNotObject    = newError(http.StatusBadRequest, "data must be a JSON object.")
+	errPermission       = newError(http.StatusUnauthorized, "Permission Denied")
+	errTooManyReqs      = newError(http.StatusTooManyRequests, "Too many requests.")
+	errActionRequired   = newError(http.StatusBadRequest, "action required")
+	errEventAction      = newError(http.StatusBadRequest, "Invalid event action.")
+	errTooManySubs      = newError(http.StatusTooManyRequests, "Too many subscriptions.")
+	errInvalidRequestID = newError(http.StatusBadRequest, "Invalid request_id.")
 )
 
 // errorFromStatus maps a backend's gRPC status to the reply error.

@@ -66,6 +66,12 @@ func decodeRequest(frame []byte) (request, *Error) {
 			r.requestID = nil
 			return r, newError(400, "request_id must be a string or a number.")
 		}
+		if len(r.requestID) > MaxRequestIDBytes {
+			// Each subscription keeps its request_id: unbounded ids would make a
+			// connection's state as large as its frames allow.
+			r.requestID = nil
+			return r, errInvalidRequestID
+		}
 	}
 	if isNull(r.action) {
 		r.action = nil
@@ -88,8 +94,28 @@ func decodeRequest(frame []byte) (request, *Error) {
 	if isNull(r.data) {
 		r.data = nil
 	}
+	if keyIs(r.action, "subscribe") {
+		// A subscription keeps its pk and data.action as sent, so they are bounded too.
+		if len(r.pk) > MaxRequestIDBytes {
+			return r, errNotFound
+		}
+		if r.data != nil && r.data[0] == '{' {
+			var bad bool
+			eachMember(r.data, func(k, v []byte) {
+				bad = bad || keyIs(k, "action") && len(v) > MaxRequestIDBytes
+			})
+			if bad {
+				return r, errEventAction
+			}
+		}
+	}
 	return r, nil
 }
+
+// MaxRequestIDBytes bounds a request_id, as raw JSON (quotes and escapes included); a longer
+// one is answered 400 ["Invalid request_id."] with request_id null. A subscription's pk and
+// data.action have the same bound (404 ["Not found."], 400 ["Invalid event action."]).
+const MaxRequestIDBytes = 255
 
 // nullJSON stands in for absent echo values.
 var nullJSON = []byte("null")

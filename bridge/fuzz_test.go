@@ -7,6 +7,7 @@ package bridge
 import (
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -16,6 +17,8 @@ import (
 
 // seedFrames are real frames of the protocol, valid and not.
 var seedFrames = []string{
+	`{"stream":"questions","payload":{"action":"list","data":{"page":4294967297,"page_size":4294967297},"request_id":2}}`,
+	`{"stream":"questions","payload":{"action":"subscribe","pk":"1","data":{"action":["create","update"]},"request_id":"` + strings.Repeat("x", 254) + `"}}`,
 	`{"stream":"questions","payload":{"action":"list","request_id":1}}`,
 	`{"stream":"questions","payload":{"action":"list","data":{"page":2,"page_size":5},"request_id":"r1"}}`,
 	`{"stream":"questions","payload":{"action":"create","data":{"question_text":"Why?"},"request_id":"c"}}`,
@@ -60,6 +63,13 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		var out []byte
 		if e != nil {
+			// Client input is only ever the client's fault (docs/security.md).
+			if e.Status < 400 || e.Status > 499 {
+				t.Fatalf("status %d for frame %q", e.Status, frame)
+			}
+			if len(r.requestID) > MaxRequestIDBytes {
+				t.Fatalf("a request_id of %d bytes is echoed", len(r.requestID))
+			}
 			out = appendErrorReply(nil, &r, e)
 		} else {
 			out = appendReply(nil, r.stream, r.action, r.data, nil, 200, r.requestID, r.pk)
@@ -124,7 +134,7 @@ func FuzzBuildRequest(f *testing.F) {
 			if a == nil {
 				continue
 			}
-			msg, _, e := s.buildRequest(a, &r)
+			msg, pg, e := s.buildRequest(a, &r)
 			if e != nil {
 				if out := appendErrorReply(nil, &r, e); !json.Valid(out) {
 					t.Fatalf("%s: invalid error reply %q for frame %q", a.name, out, frame)
@@ -136,6 +146,13 @@ func FuzzBuildRequest(f *testing.F) {
 			}
 			if msg == nil {
 				t.Fatalf("%s: no message and no error", a.name)
+			}
+			// The page the backend gets is the page meta reports: never truncated.
+			if a.kind == kindList && a.page != nil && msg.Get(a.page).Int() != pg.number {
+				t.Fatalf("%s: page %d reaches the backend as %d", a.name, pg.number, msg.Get(a.page).Int())
+			}
+			if a.kind == kindList && a.pageSize != nil && msg.Get(a.pageSize).Int() != pg.size {
+				t.Fatalf("%s: page size %d reaches the backend as %d", a.name, pg.size, msg.Get(a.pageSize).Int())
 			}
 			if _, err := proto.Marshal(msg); err != nil {
 				t.Fatalf("%s: the request does not marshal: %v", a.name, err)

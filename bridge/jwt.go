@@ -39,7 +39,8 @@ type JWTConfig struct {
 	Issuer string
 	// Audience, when set, must be in the token's "aud".
 	Audience string
-	// Leeway tolerates clock skew when checking "exp", "nbf" and "iat". Default 0.
+	// Leeway tolerates clock skew when checking "exp", "nbf" and "iat"; a connection is
+	// closed with 4001 when exp plus Leeway passes. Default 0.
 	Leeway time.Duration
 	// AllowNoExpiry accepts tokens without "exp". Default: such tokens are refused.
 	AllowNoExpiry bool
@@ -136,7 +137,9 @@ func (a *jwtAuthenticator) Authenticate(_ context.Context, token string) (*Ident
 	}
 	id := &Identity{Subject: sub, Claims: claims}
 	if exp, _ := claims.GetExpirationTime(); exp != nil {
-		id.Expires = exp.Time
+		// The parser accepted exp with the leeway; the handshake's check and the 4001
+		// timer must use the same instant, or a token inside the leeway is refused.
+		id.Expires = exp.Time.Add(a.cfg.Leeway)
 	}
 	return id, nil
 }

@@ -47,6 +47,7 @@ type security struct {
 	access  sync.Map     // *resource → *access
 	origins []originPattern
 	bg      sync.WaitGroup // the keep-alive loop
+	refused refusalLog     // rate-limited log of refused handshakes (refusal.go)
 }
 
 // initSecurity sets up the Server's security state once options are valid.

@@ -95,37 +95,47 @@ func TestParseConfig(t *testing.T) {
 
 func TestInvalidOptionsRefused(t *testing.T) {
 	be := bridge.WithBackend(bridge.Backend{Target: "127.0.0.1:1"})
-	for name, opt := range map[string]bridge.Option{
-		"hop-by-hop header":  bridge.WithForwardHeaders("Connection"),
-		"upgrade header":     bridge.WithForwardHeaders("upgrade"),
-		"websocket header":   bridge.WithForwardHeaders("Sec-WebSocket-Key"),
-		"credential header":  bridge.WithForwardHeaders("Authorization"),
-		"cookie header":      bridge.WithForwardHeaders("cookie"),
-		"reserved header":    bridge.WithForwardHeaders("X-Bridge-Subject"),
-		"grpc header":        bridge.WithForwardHeaders("grpc-timeout"),
-		"binary header":      bridge.WithForwardHeaders("x-trace-bin"),
-		"invalid header":     bridge.WithForwardHeaders("x y"),
-		"invalid claim":      bridge.WithForwardClaims("https://example.com/roles"),
-		"origin path":        bridge.WithAllowedOrigins("https://a.test/path"),
-		"origin no host":     bridge.WithAllowedOrigins("https://"),
-		"bare wildcard":      bridge.WithAllowedOrigins("*."),
-		"negative rate":      bridge.WithRateLimit(-1, 1),
-		"no burst":           bridge.WithRateLimit(1, 0),
-		"negative conns":     bridge.WithMaxConnections(-1),
-		"idle below ping":    bridge.WithKeepAlive(time.Second, time.Second),
-		"negative margin":    bridge.WithTokenExpiryMargin(-time.Second),
-		"short secret":       bridge.WithJWT(bridge.JWTConfig{Secret: []byte("short")}),
-		"no key":             bridge.WithJWT(bridge.JWTConfig{}),
-		"alg none":           bridge.WithJWT(bridge.JWTConfig{Secret: make([]byte, 32), Algorithms: []string{"none"}}),
-		"unknown alg":        bridge.WithJWT(bridge.JWTConfig{Secret: make([]byte, 32), Algorithms: []string{"XS256"}}),
-		"HMAC without key":   bridge.WithJWT(bridge.JWTConfig{Keys: rsaKeys(t), Algorithms: []string{"HS256"}}),
-		"keyfunc, no algs":   bridge.WithJWT(bridge.JWTConfig{Keyfunc: func(*jwt.Token) (any, error) { return nil, nil }}),
-		"unsupported key":    bridge.WithJWT(bridge.JWTConfig{Keys: []bridge.PublicKey{{Key: "x"}}}),
-		"negative handshake": bridge.WithHandshakeTimeout(-time.Second),
+	// Each refusal names the option's value and why: the exact error.
+	for _, tc := range []struct {
+		name string
+		opt  bridge.Option
+		want string
+	}{
+		{"hop-by-hop header", bridge.WithForwardHeaders("Connection"), `header "connection" cannot be forwarded`},
+		{"upgrade header", bridge.WithForwardHeaders("upgrade"), `header "upgrade" cannot be forwarded`},
+		{"websocket header", bridge.WithForwardHeaders("Sec-WebSocket-Key"), `header "sec-websocket-key" cannot be forwarded`},
+		{"credential header", bridge.WithForwardHeaders("Authorization"), `header "authorization" cannot be forwarded`},
+		{"cookie header", bridge.WithForwardHeaders("cookie"), `header "cookie" cannot be forwarded`},
+		{"reserved header", bridge.WithForwardHeaders("X-Bridge-Subject"), `header "x-bridge-subject" cannot be forwarded`},
+		{"grpc header", bridge.WithForwardHeaders("grpc-timeout"), `header "grpc-timeout" cannot be forwarded`},
+		{"binary header", bridge.WithForwardHeaders("x-trace-bin"), `header "x-trace-bin" cannot be forwarded`},
+		{"invalid header", bridge.WithForwardHeaders("x y"), `forwarded header "x y" is not a valid header name`},
+		{"invalid claim", bridge.WithForwardClaims("https://example.com/roles"), `claim "https://example.com/roles": only letters, digits, '-', '_' and '.' can be forwarded`},
+		{"origin path", bridge.WithAllowedOrigins("https://a.test/path"), `allowed origin "https://a.test/path": want https://host[:port], host[:port], *.domain, null or *`},
+		{"origin no host", bridge.WithAllowedOrigins("https://"), `allowed origin "https://": want https://host[:port], host[:port], *.domain, null or *`},
+		{"bare wildcard", bridge.WithAllowedOrigins("*."), `allowed origin "*.": want https://host[:port], host[:port], *.domain, null or *`},
+		{"negative rate", bridge.WithRateLimit(-1, 1), `rate limit must not be negative, got -1`},
+		{"no burst", bridge.WithRateLimit(1, 0), `rate limit burst must be at least 1, got 0`},
+		{"negative conns", bridge.WithMaxConnections(-1), `maximum connections must not be negative, got -1`},
+		{"idle below ping", bridge.WithKeepAlive(time.Second, time.Second), `idle timeout 1s must be longer than the ping interval 1s`},
+		{"negative keep-alive", bridge.WithKeepAlive(-time.Second, 0), `keep-alive durations must not be negative`},
+		{"negative margin", bridge.WithTokenExpiryMargin(-time.Second), `token expiry margin must not be negative, got -1s`},
+		{"short secret", bridge.WithJWT(bridge.JWTConfig{Secret: []byte("short")}), `jwt: the secret must be at least 32 bytes, got 5`},
+		{"no key", bridge.WithJWT(bridge.JWTConfig{}), `jwt: no secret and no public key`},
+		{"alg none", bridge.WithJWT(bridge.JWTConfig{Secret: make([]byte, 32), Algorithms: []string{"none"}}), `jwt: algorithm "none" is not accepted`},
+		{"unknown alg", bridge.WithJWT(bridge.JWTConfig{Secret: make([]byte, 32), Algorithms: []string{"XS256"}}), `jwt: algorithm "XS256" is not accepted`},
+		{"HMAC without key", bridge.WithJWT(bridge.JWTConfig{Keys: rsaKeys(t), Algorithms: []string{"HS256"}}), `jwt: algorithm HS256 needs a secret`},
+		{"keyfunc, no algs", bridge.WithJWT(bridge.JWTConfig{Keyfunc: func(*jwt.Token) (any, error) { return nil, nil }}), `jwt: Algorithms must be set with a Keyfunc`},
+		{"unsupported key", bridge.WithJWT(bridge.JWTConfig{Keys: []bridge.PublicKey{{Key: "x"}}, Algorithms: []string{"RS256"}}), `jwt: key "": unsupported key type string`},
+		{"negative handshake", bridge.WithHandshakeTimeout(-time.Second), `handshake timeout must not be negative, got -1s`},
 	} {
-		if srv, err := bridge.New(be, opt); err == nil {
+		srv, err := bridge.New(be, tc.opt)
+		if err == nil {
 			srv.Shutdown(context.Background())
-			t.Fatalf("%s: accepted", name)
+			t.Fatalf("%s: accepted", tc.name)
+		}
+		if err.Error() != tc.want {
+			t.Fatalf("%s: error %q, want %q", tc.name, err, tc.want)
 		}
 	}
 	srv, err := bridge.New(be, bridge.WithForwardHeaders("X-Request-Id", "accept-language"), bridge.WithForwardClaims("email", "tenant_id"))
@@ -228,8 +238,9 @@ func TestJWTAuthenticator(t *testing.T) {
 		}
 	}
 	id, _ := auth.Authenticate(context.Background(), ok["HS256"])
-	if !id.Expires.Equal(exp) {
-		t.Fatalf("expires %v, want %v", id.Expires, exp)
+	// Expires is when the bridge stops accepting the token: exp plus the leeway.
+	if want := exp.Add(time.Second); !id.Expires.Equal(want) {
+		t.Fatalf("expires %v, want %v (exp + leeway)", id.Expires, want)
 	}
 
 	pub, _ := x509.MarshalPKIXPublicKey(&r1.PublicKey)

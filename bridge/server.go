@@ -124,16 +124,18 @@ func (s *Server) WaitReady(ctx context.Context) error {
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
-		s.opts.logger.Info("handshake refused", "remote", r.RemoteAddr, "reason", "shutting down")
+		s.logRefusal(r, http.StatusServiceUnavailable, refusedDraining, "the bridge is shutting down")
 		refuseHandshake(w, http.StatusServiceUnavailable, "shutting down")
 		return
 	}
 	// Before any work for the client: origin, connection limit, then credentials.
 	if !s.checkOrigin(r) {
+		s.logRefusal(r, http.StatusForbidden, refusedOrigin, "origin not allowed")
 		refuseHandshake(w, http.StatusForbidden, "origin not allowed")
 		return
 	}
 	if !s.admit() {
+		s.logRefusal(r, http.StatusServiceUnavailable, refusedLimit, "too many connections")
 		refuseHandshake(w, http.StatusServiceUnavailable, "too many connections")
 		return
 	}
@@ -145,7 +147,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}()
 	hs, err := s.handshake(r)
 	if err != nil {
-		s.opts.logger.Info("handshake refused", "remote", r.RemoteAddr, "reason", err)
+		s.logRefusal(r, http.StatusUnauthorized, refusedCredentials, err.Error())
 		refuseHandshake(w, http.StatusUnauthorized, "invalid credentials")
 		return
 	}

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"math"
 	"strconv"
 	"strings"
 
@@ -81,14 +82,37 @@ func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, 
 	}
 
 	if a.kind == kindList {
+		// A number the field cannot hold is refused, never truncated: page 4294967297 in
+		// an int32 would reach the backend as 1 while meta.page says 4294967297.
 		if a.page != nil {
+			if !fitsInt(a.page, pg.number) {
+				return nil, pg, errInvalidPage
+			}
 			msg.Set(a.page, intValue(a.page, pg.number))
 		}
 		if a.pageSize != nil {
+			if !fitsInt(a.pageSize, pg.size) {
+				return nil, pg, errInvalidPageSz
+			}
 			msg.Set(a.pageSize, intValue(a.pageSize, pg.size))
 		}
 	}
 	return msg, pg, nil
+}
+
+// fitsInt reports whether the integer field f can hold n.
+func fitsInt(f protoreflect.FieldDescriptor, n int64) bool {
+	switch f.Kind() {
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		return n >= math.MinInt32 && n <= math.MaxInt32
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		return n >= 0 && n <= math.MaxUint32
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		return n >= 0
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		return true
+	}
+	return false
 }
 
 // readPage validates data.page and data.page_size and returns data without them.
@@ -189,13 +213,14 @@ func invalidData(md protoreflect.MessageDescriptor, err error) *Error {
 	return newError(400, "Invalid data: "+msg)
 }
 
+// intValue is n as f's value; fitsInt(f, n) must hold.
 func intValue(f protoreflect.FieldDescriptor, n int64) protoreflect.Value {
 	switch f.Kind() {
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind:
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
 		return protoreflect.ValueOfInt32(int32(n))
-	case protoreflect.Uint32Kind:
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
 		return protoreflect.ValueOfUint32(uint32(n))
-	case protoreflect.Uint64Kind:
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
 		return protoreflect.ValueOfUint64(uint64(n))
 	}
 	return protoreflect.ValueOfInt64(n)

@@ -226,10 +226,20 @@ const tokenCookie = "bridge_token"
 func handshake(t *testing.T, wsURL, way, tok string, extra http.Header) (*websocket.Conn, *http.Response) {
 	t.Helper()
 	h := http.Header{}
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Subprotocols: []string{"channels"}}
 	for k, v := range extra {
+		if http.CanonicalHeaderKey(k) == "Sec-Websocket-Protocol" {
+			// The dialer writes this header itself, from Subprotocols.
+			d.Subprotocols = nil
+			for _, line := range v {
+				for _, p := range strings.Split(line, ",") {
+					d.Subprotocols = append(d.Subprotocols, strings.TrimSpace(p))
+				}
+			}
+			continue
+		}
 		h[k] = v
 	}
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Subprotocols: []string{"channels"}}
 	if tok != "" {
 		switch way {
 		case "header":
@@ -239,7 +249,11 @@ func handshake(t *testing.T, wsURL, way, tok string, extra http.Header) (*websoc
 		case "cookie":
 			h.Add("Cookie", tokenCookie+"="+tok)
 		case "subprotocol":
-			d.Subprotocols = []string{"bearer." + tok, "channels"}
+			if extra.Get("Sec-Websocket-Protocol") != "" {
+				d.Subprotocols = append([]string{"bearer." + tok}, d.Subprotocols...)
+			} else {
+				d.Subprotocols = []string{"bearer." + tok, "channels"}
+			}
 		default:
 			t.Fatalf("unknown way %q", way)
 		}

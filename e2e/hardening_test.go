@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +21,10 @@ import (
 )
 
 func TestOriginCheck(t *testing.T) {
-	e := newEnv(t, bridge.WithAllowedOrigins("https://app.example.com", "*.example.org", "partner.test:8443"))
+	// With an authenticator, so that a refusal is seen to come before any credential: the
+	// refused handshakes carry a token it would refuse with 401, and it is never called.
+	auth := &countingAuth{}
+	e := newEnv(t, bridge.WithAuthenticator(auth), bridge.WithAllowedOrigins("https://app.example.com", "*.example.org", "partner.test:8443"))
 	own := "http://" + strings.TrimPrefix(e.http.URL, "http://")
 	cases := []struct {
 		origin string
@@ -46,15 +52,20 @@ func TestOriginCheck(t *testing.T) {
 		if tc.origin != "" {
 			h.Set("Origin", tc.origin)
 		}
-		ws, resp := handshake(t, e.url, "", "", h)
 		if tc.ok {
+			ws, resp := handshake(t, e.url, "header", "good", h)
 			if ws == nil {
 				t.Fatalf("origin %q refused: HTTP %d", tc.origin, resp.StatusCode)
 			}
 			ws.Close()
 			continue
 		}
+		before := auth.calls.Load()
+		ws, resp := handshake(t, e.url, "header", "bad", h)
 		wantRefused(t, ws, resp, http.StatusForbidden, "origin "+tc.origin)
+		if auth.calls.Load() != before {
+			t.Fatalf("origin %q: the token was verified before the origin was refused", tc.origin)
+		}
 	}
 
 	// By default only the bridge's own origin.
@@ -72,8 +83,10 @@ func TestOversizedFrameCloses1009(t *testing.T) {
 	e := newEnv(t, bridge.WithMaxFrameSize(1024))
 	c := e.dial()
 	pad := strings.Repeat("x", 900)
-	f := c.do("questions", map[string]any{"action": "list", "data": map[string]any{"page": 1}, "request_id": pad})
-	wantStatus(t, f, 200) // just under the limit
+	// request_id is bounded to 255 bytes: the padding goes in data. Just under the limit,
+	// the frame reaches the backend, which answers it.
+	f := c.do("questions", map[string]any{"action": "create", "data": map[string]any{"question_text": pad}})
+	wantErrors(t, f, 400, `[{"question_text":["Ensure this field has no more than 200 characters."]}]`)
 	c.sendRaw(`{"stream":"questions","payload":{"action":"list","request_id":"` + strings.Repeat("x", 2048) + `"}}`)
 	if code := c.closeCode(); code != websocket.CloseMessageTooBig {
 		t.Fatalf("close code %d, want 1009", code)
@@ -133,10 +146,16 @@ func TestRateLimitIsPerConnection(t *testing.T) {
 }
 
 func TestMaxConnections(t *testing.T) {
-	e := newEnv(t, bridge.WithMaxConnections(2))
+	auth := &countingAuth{}
+	e := newEnv(t, bridge.WithAuthenticator(auth), bridge.WithMaxConnections(2))
 	a, b := e.dial(), e.dial()
-	ws, resp := handshake(t, e.url, "", "", nil)
+	// A token the authenticator would refuse with 401: the limit comes first, and the
+	// authenticator is never called.
+	ws, resp := handshake(t, e.url, "header", "bad", nil)
 	wantRefused(t, ws, resp, http.StatusServiceUnavailable, "third connection")
+	if n := auth.calls.Load(); n != 0 {
+		t.Fatalf("the authenticator ran %d times before the limit refused the handshake", n)
+	}
 	wantStatus(t, b.do("questions", map[string]any{"action": "list"}), 200)
 	a.close()
 	var c *websocket.Conn
@@ -252,31 +271,105 @@ func TestTLS(t *testing.T) {
 	}
 	for _, mutual := range []bool{false, true} {
 		t.Run(fmt.Sprintf("backend TLS mutual=%v", mutual), func(t *testing.T) {
-			b, sp := startSpyBackend(t, pki.tlsListener(t, mutual))
+			lis := pki.tlsListener(t, mutual)
+			b, sp := startSpyBackend(t, lis)
 			e := newEnvWith(t, b, bridge.Backend{Target: b.addr, DialOptions: dialTLS(mutual)})
 			wantStatus(t, e.dial().do("questions", map[string]any{"action": "list"}), 200)
 			sp.last(t, "/polls.v1.QuestionService/List")
 
 			// Without the CA (plaintext), or without a client certificate for mutual TLS,
 			// the bridge cannot reach the backend.
-			bad := [][]grpc.DialOption{nil}
+			// The refusal is proven by the backend's failed TLS handshake and the discovery
+			// error the bridge logs, not by a wait that ran out.
+			bad := map[string][]grpc.DialOption{"plaintext": nil}
+			backendSays := map[string]string{"plaintext": "first record does not look like a TLS handshake"}
 			if mutual {
-				bad = append(bad, dialTLS(false))
+				bad["no client certificate"] = dialTLS(false)
+				backendSays["no client certificate"] = "client didn't provide a certificate"
 			}
-			for _, dial := range bad {
-				srv, err := bridge.New(bridge.WithLogger(quiet), bridge.WithDiscoveryRetry(50*time.Millisecond),
+			for name, dial := range bad {
+				logs := &logBuffer{}
+				srv, err := bridge.New(bridge.WithLogger(slog.New(slog.NewTextHandler(logs, nil))),
+					bridge.WithDiscoveryRetry(50*time.Millisecond),
 					bridge.WithBackend(bridge.Backend{Target: b.addr, DialOptions: dial}))
 				if err != nil {
 					t.Fatal(err)
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-				err = srv.WaitReady(ctx)
-				cancel()
+				waitFor(t, name+": the discovery failure to be logged", func() bool {
+					return len(logs.lines(`msg="discovery failed, retrying"`)) > 0
+				})
+				waitFor(t, name+": the backend to refuse the TLS handshake", func() bool {
+					return slices.ContainsFunc(lis.handshakeErrors(), func(e string) bool { return strings.Contains(e, backendSays[name]) })
+				})
+				ready := srv.Ready()
 				_ = srv.Shutdown(context.Background())
-				if err == nil {
-					t.Fatal("the bridge discovered a TLS backend without the right credentials")
+				line := logs.lines(`msg="discovery failed, retrying"`)[0]
+				if ready || !strings.Contains(line, "code = Unavailable") {
+					t.Fatalf("%s: ready %v, logged %s", name, ready, line)
 				}
 			}
 		})
 	}
+}
+
+// TestPingIntervalZero: -ping-interval 0 sends no pings but keeps the idle deadline, so a
+// client must send something (a ping will do) within it (docs/security.md).
+func TestPingIntervalZero(t *testing.T) {
+	const idle = time.Second
+	e := newEnv(t, bridge.WithKeepAlive(0, idle))
+
+	// A client that pings every 50 ms, connected first.
+	ws, resp := handshake(t, e.url, "", "", nil)
+	if ws == nil {
+		t.Fatalf("HTTP %d", resp.StatusCode)
+	}
+	pinger := wrap(t, ws)
+	stop := make(chan struct{})
+	pingerDone := make(chan struct{})
+	go func() {
+		defer close(pingerDone)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				_ = ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(time.Second))
+			}
+		}
+	}()
+	defer func() { close(stop); <-pingerDone }()
+
+	start := time.Now() // before the bridge arms the silent connection's deadline
+	silent, resp := handshake(t, e.url, "", "", nil)
+	if silent == nil {
+		t.Fatalf("HTTP %d", resp.StatusCode)
+	}
+	defer silent.Close()
+	var pings atomic.Int64
+	silent.SetPingHandler(func(string) error { pings.Add(1); return nil })
+	closed := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := silent.ReadMessage(); err != nil {
+				closed <- err
+				return
+			}
+		}
+	}()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a silent connection was not closed at the idle timeout")
+	}
+	if d := time.Since(start); d < idle {
+		t.Fatalf("closed after %s, before the idle timeout", d)
+	}
+	if n := pings.Load(); n != 0 {
+		t.Fatalf("%d pings with -ping-interval 0", n)
+	}
+	// The pinger connected before the silent client was closed for idleness: it has been
+	// there longer than the idle timeout, kept alive by its own pings.
+	wantStatus(t, pinger.do("questions", map[string]any{"action": "list"}), 200)
 }

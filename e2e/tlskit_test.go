@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"math/big"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -75,8 +77,10 @@ func mustECKey(t *testing.T) *ecdsa.PrivateKey {
 }
 
 // tlsListener listens on loopback with TLS for gRPC (ALPN h2); with mutual, client
-// certificates signed by the CA are required.
-func (p *testPKI) tlsListener(t *testing.T, mutual bool) net.Listener {
+// certificates signed by the CA are required. It completes each TLS handshake before
+// handing the connection on and keeps the handshakes' errors, so that a test can see the
+// backend refuse a client.
+func (p *testPKI) tlsListener(t *testing.T, mutual bool) *handshakeListener {
 	t.Helper()
 	cfg := &tls.Config{Certificates: []tls.Certificate{p.server}, NextProtos: []string{"h2"}, MinVersion: tls.VersionTLS12}
 	if mutual {
@@ -86,5 +90,37 @@ func (p *testPKI) tlsListener(t *testing.T, mutual bool) net.Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return lis
+	return &handshakeListener{Listener: lis}
+}
+
+type handshakeListener struct {
+	net.Listener
+	mu   sync.Mutex
+	errs []string
+}
+
+func (l *handshakeListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = c.(*tls.Conn).HandshakeContext(ctx)
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		c.Close()
+		l.mu.Lock()
+		l.errs = append(l.errs, err.Error())
+		l.mu.Unlock()
+	}
+}
+
+// handshakeErrors returns the errors of the TLS handshakes that failed so far.
+func (l *handshakeListener) handshakeErrors() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.errs...)
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -26,8 +27,11 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "bridge:", err)
+		stop()
 		os.Exit(2)
 	}
 }
@@ -47,6 +51,8 @@ func (l *listFlag) Set(v string) error {
 
 type config struct {
 	listen        string
+	metricsListen string
+	httpIdle      time.Duration
 	backends      listFlag
 	streams       listFlag
 	descriptorSet string
@@ -69,6 +75,8 @@ type config struct {
 // envNames maps each flag to its environment variable.
 var envNames = map[string]string{
 	"listen":            "BRIDGE_ADDR",
+	"metrics-listen":    "BRIDGE_METRICS_LISTEN",
+	"http-idle-timeout": "BRIDGE_HTTP_IDLE_TIMEOUT",
 	"backend":           "BRIDGE_BACKENDS",
 	"stream":            "BRIDGE_STREAMS",
 	"descriptor-set":    "BRIDGE_DESCRIPTOR_SET",
@@ -91,6 +99,8 @@ func parseFlags(args []string) (*config, error) {
 	var c config
 	fs := flag.NewFlagSet("bridge", flag.ContinueOnError)
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve HTTP and the WebSocket on")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve /metrics on this address instead of -listen's (plain HTTP)")
+	fs.DurationVar(&c.httpIdle, "http-idle-timeout", 2*time.Minute, "close idle keep-alive HTTP connections (probes, /schema, /metrics) after this long")
 	fs.Var(&c.backends, "backend", "gRPC backend target, repeatable; with -descriptor-set and several backends, target=pkg.Service+pkg.Other names the services it serves")
 	fs.Var(&c.streams, "stream", "expose a service without the bridge's resource option: pkg.Service=stream, or rename a resource of an AIP-style service: pkg.Message=stream; repeatable")
 	fs.StringVar(&c.httpRules, "http-rules", "", "grpc-gateway grpc_api_configuration YAML whose http rules map methods to actions")
@@ -158,6 +168,8 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-drain-timeout must not be negative, got %s", c.drainTimeout)
 	case c.refresh < 0:
 		return nil, fmt.Errorf("-refresh-interval must not be negative, got %s", c.refresh)
+	case c.httpIdle <= 0:
+		return nil, fmt.Errorf("-http-idle-timeout must be positive, got %s", c.httpIdle)
 	}
 	if err := c.sec.validate(); err != nil {
 		return nil, err
@@ -230,7 +242,9 @@ func readDescriptorSet(path string) (*protoregistry.Files, error) {
 	return protodesc.NewFiles(&set)
 }
 
-func run(args []string) error {
+// run serves until ctx ends (SIGINT or SIGTERM in main), then drains. A test gives it an
+// ended ctx: a configuration that is accepted then returns nil at once instead of serving.
+func run(ctx context.Context, args []string) error {
 	c, err := parseFlags(args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -251,38 +265,79 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("-listen: %v", err)
 	}
+	defer ln.Close()
+	var metricsLn net.Listener
+	if c.metricsListen != "" {
+		if metricsLn, err = net.Listen("tcp", c.metricsListen); err != nil {
+			return fmt.Errorf("-metrics-listen: %v", err)
+		}
+		defer metricsLn.Close()
+	}
 	httpSrv, err := c.sec.httpServer(nil)
 	if err != nil {
-		ln.Close()
 		return err
 	}
+	// Idle keep-alive connections (probes, /schema, /metrics) do not live forever.
+	httpSrv.IdleTimeout = c.httpIdle
 	srv, err := bridge.New(opts...)
 	if err != nil {
-		ln.Close()
 		return c.sec.newError(err)
 	}
 	httpSrv.Handler = srv
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	serveErr := make(chan error, 1)
+	var metricsSrv *http.Server
+	if metricsLn != nil {
+		httpSrv.Handler = withoutMetrics(srv)
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", srv)
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: httpSrv.ReadHeaderTimeout, IdleTimeout: c.httpIdle}
+	}
+	// Before Serve, which writes TLSConfig (http2 setup).
+	wsURL := wsScheme(httpSrv) + "://" + ln.Addr().String() + "/ws"
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- serveHTTP(httpSrv, ln) }()
-	logger.Info("bridge listening", "ws", wsScheme(httpSrv)+"://"+ln.Addr().String()+"/ws", "backends", c.backends.String())
+	if metricsSrv != nil {
+		go func() { serveErr <- metricsSrv.Serve(metricsLn) }()
+		logger.Info("metrics listening", "url", "http://"+metricsLn.Addr().String()+"/metrics")
+	}
+	logger.Info("bridge listening", "ws", wsURL, "backends", c.backends.String())
 	if c.debug {
 		logger.Warn("debugger page enabled; never do this in production", "url", "http://"+ln.Addr().String()+"/debug/")
 	}
 
+	var failed error
 	select {
-	case err := <-serveErr:
-		return err
+	case failed = <-serveErr:
+		logger.Error("serving failed", "err", failed)
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down", "drain_timeout", c.drainTimeout)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), c.drainTimeout)
+	// The bridge drains first while the listener stays open: a client that reconnects
+	// meanwhile gets a clear 503 rather than a refused TCP connection.
+	drainCtx, cancel := context.WithTimeout(context.Background(), c.drainTimeout)
 	defer cancel()
-	_ = httpSrv.Shutdown(shutdownCtx) // stops accepting; WebSockets are the bridge's to close
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		logger.Warn("drain timed out", "err", err)
+	if err := srv.Shutdown(drainCtx); err != nil {
+		logger.Warn("drain timed out; connections closed with requests still in flight", "drain_timeout", c.drainTimeout, "err", err)
+	}
+	// Then the listeners close. The WebSockets are hijacked, so only plain HTTP requests
+	// (probes, /metrics) are left to finish.
+	httpCtx, cancelHTTP := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelHTTP()
+	for _, h := range []*http.Server{httpSrv, metricsSrv} {
+		if h != nil && h.Shutdown(httpCtx) != nil {
+			_ = h.Close()
+		}
 	}
 	logger.Info("stopped")
-	return nil
+	return failed
+}
+
+// withoutMetrics serves h except /metrics, which -metrics-listen serves instead.
+func withoutMetrics(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

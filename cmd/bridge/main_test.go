@@ -1,9 +1,32 @@
 package main
 
 import (
+	"context"
+	"os"
 	"strings"
 	"testing"
+
+	"go.uber.org/goleak"
 )
+
+// TestMain runs the tests in a controlled environment: a BRIDGE_* variable of the shell
+// would otherwise configure every run and parseFlags below.
+func TestMain(m *testing.M) {
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "BRIDGE_") {
+			os.Unsetenv(name)
+		}
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// ended is the context of runs that must fail: if a regression accepted their flags, run
+// would return at once instead of serving and hanging the test.
+func ended() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}
 
 func TestBadFlagsNameTheFlag(t *testing.T) {
 	cases := []struct {
@@ -23,6 +46,9 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 		{[]string{"-backend", "x:1", "-descriptor-set", "/nonexistent/set.binpb"}, nil, "-descriptor-set"},
 		{[]string{"-backend", "x:1", "-listen", "256.0.0.1:http"}, nil, "-listen"},
 		{[]string{"-backend", "x:1", "-log-level", "loud"}, nil, "-log-level"},
+		{[]string{"-backend", "x:1", "-http-idle-timeout", "0s"}, nil, "-http-idle-timeout"},
+		{[]string{"-backend", "x:1"}, map[string]string{"BRIDGE_HTTP_IDLE_TIMEOUT": "-1s"}, "-http-idle-timeout"},
+		{[]string{"-backend", "x:1", "-listen", "127.0.0.1:0", "-metrics-listen", "256.0.0.1:http"}, nil, "-metrics-listen"},
 	}
 	for _, tc := range cases {
 		wantFlagError(t, tc.args, tc.env, tc.flag)
@@ -41,7 +67,7 @@ func wantFlagError(t *testing.T, args []string, env map[string]string, flag stri
 			t.Setenv(k, "")
 		}
 	}()
-	err := run(args)
+	err := run(ended(), args)
 	if err == nil {
 		t.Fatalf("%v %v: no error", args, env)
 	}
@@ -60,5 +86,13 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 	}
 	if len(c.backends) != 2 || c.pageSize != 7 {
 		t.Fatalf("backends %v page size %d: the command line must win over the environment", c.backends, c.pageSize)
+	}
+}
+
+// TestAcceptedFlagsReturnOnEndedContext checks the harness of wantFlagError: flags that are
+// accepted make run return nil at once with an ended context, instead of serving.
+func TestAcceptedFlagsReturnOnEndedContext(t *testing.T) {
+	if err := run(ended(), []string{"-backend", "127.0.0.1:1", "-listen", "127.0.0.1:0", "-metrics-listen", "127.0.0.1:0"}); err != nil {
+		t.Fatalf("valid flags: %v", err)
 	}
 }
