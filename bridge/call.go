@@ -76,6 +76,11 @@ func (c *conn) call(res *resource, a *action, r *request) {
 		if c.ctx.Err() != nil {
 			return // the client is gone; nobody to answer
 		}
+		if ctx.Err() == context.DeadlineExceeded {
+			// The bridge's own call deadline: gRPC reports it as a status, which
+			// errorFromCall cannot tell from a backend's DEADLINE_EXCEEDED.
+			err = context.DeadlineExceeded
+		}
 		c.replyError(r, errorFromCall(err))
 		return
 	}

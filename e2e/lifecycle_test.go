@@ -135,8 +135,8 @@ func TestCallDeadline(t *testing.T) {
 	f := c.do("questions", map[string]any{"action": "retrieve", "pk": "1"})
 	waitRecv(t, "the call to reach the backend", slow.started)
 	wantStatus(t, f, 504)
-	if f.errors() == "[]" {
-		t.Fatalf("504 without a message: %s", f.raw)
+	if got, want := f.errors(), `["The backend did not answer in time."]`; got != want {
+		t.Fatalf("504 errors = %s, want %s", got, want)
 	}
 }
 
