@@ -216,7 +216,7 @@ describe("live bridge", () => {
     await sub.ready;
 
     await stack.restartBackend();
-    await until(() => statuses.some((s) => s.kind === "resumed"), "the subscription to resume", 15_000);
+    await until(() => statuses.some((s) => s.kind === "resumed"), "the subscription to resume");
     assert.deepEqual(
       statuses.map((s) => s.kind),
       ["interrupted", "resumed"],
