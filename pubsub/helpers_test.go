@@ -2,7 +2,6 @@ package pubsub_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/wsbridge/wsbridge/pubsub"
 	"github.com/wsbridge/wsbridge/pubsub/pubsubtest"
@@ -15,10 +14,8 @@ var (
 	publish   = pubsubtest.Publish
 	next      = pubsubtest.Next
 	ended     = pubsubtest.EndedWith
+	barrier   = pubsubtest.Barrier
 )
-
-// quiet checks that no event arrives for a moment.
-func quiet(t *testing.T, s pubsub.Subscription) { pubsubtest.Quiet(t, s, 50*time.Millisecond) }
 
 func ev(action, pk string) pubsub.Event {
 	return pubsub.Event{Action: action, PK: pk, Data: []byte(action + "/" + pk)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -21,13 +22,73 @@ func TestMemoryPublishSubscribe(t *testing.T) {
 	for _, w := range want {
 		sameEvent(t, next(t, s), w)
 	}
-	quiet(t, other)
+	// Another topic's subscriber got none of them: its first event is the marker.
+	barrier(t, b, "polls.v1.Choice", other)
+	barrier(t, b, "polls.v1.Question", s)
 }
 
-func TestMemoryPublishWithoutSubscribers(t *testing.T) {
+// Events are not kept: one published before a subscription exists never reaches it, and a
+// topic whose last subscriber left starts afresh.
+func TestMemoryNoReplay(t *testing.T) {
 	b := pubsub.NewMemoryBroker()
 	defer b.Close()
-	publish(t, b, "nobody", ev("create", "1"))
+	publish(t, b, "t", ev("create", "early"))
+	s := subscribe(t, b, "t")
+	barrier(t, b, "t", s)
+
+	publish(t, b, "t", ev("create", "1"))
+	s.Close()
+	ended(t, s, nil) // drains "create 1"
+	publish(t, b, "t", ev("create", "between"))
+	again := subscribe(t, b, "t")
+	publish(t, b, "t", ev("create", "2"))
+	sameEvent(t, next(t, again), ev("create", "2"))
+	barrier(t, b, "t", again)
+}
+
+// Two subscriptions of one topic are independent: closing one does not affect the other.
+func TestMemorySubscriptionsAreIndependent(t *testing.T) {
+	b := pubsub.NewMemoryBroker()
+	defer b.Close()
+	s1, s2 := subscribe(t, b, "t"), subscribe(t, b, "t")
+	publish(t, b, "t", ev("create", "1"))
+	sameEvent(t, next(t, s1), ev("create", "1"))
+	s1.Close()
+	publish(t, b, "t", ev("update", "1"))
+	sameEvent(t, next(t, s2), ev("create", "1"))
+	sameEvent(t, next(t, s2), ev("update", "1"))
+	barrier(t, b, "t", s2)
+	if err := s2.Err(); err != nil {
+		t.Fatalf("Err of a live subscription = %v, want nil", err)
+	}
+}
+
+// A Publish whose context is done fails with its error and delivers nothing.
+func TestMemoryPublishWithDoneContext(t *testing.T) {
+	b := pubsub.NewMemoryBroker()
+	defer b.Close()
+	s := subscribe(t, b, "t")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.Publish(ctx, "t", ev("create", "1")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Publish with a done context: %v, want context.Canceled", err)
+	}
+	barrier(t, b, "t", s)
+}
+
+// Every subscriber gets the event as published, Data included (nil stays nil).
+func TestMemoryEventsArriveAsPublished(t *testing.T) {
+	b := pubsub.NewMemoryBroker()
+	defer b.Close()
+	s1, s2 := subscribe(t, b, "t"), subscribe(t, b, "t")
+	e := pubsub.Event{Action: pubsub.ActionDelete, PK: "7", Data: []byte{0x08, 0x07, 0x00}}
+	publish(t, b, "t", e, pubsub.Event{Action: pubsub.ActionCreate, PK: "8"})
+	for _, s := range []pubsub.Subscription{s1, s2} {
+		sameEvent(t, next(t, s), e)
+		if got := next(t, s); got.Action != pubsub.ActionCreate || got.PK != "8" || got.Data != nil {
+			t.Fatalf("event without data arrived as %+v", got)
+		}
+	}
 }
 
 func TestMemorySubscribersEachGetEveryEventInOrder(t *testing.T) {
@@ -64,21 +125,43 @@ func TestMemoryConcurrentPublishersOneOrder(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	last := map[string]int{}
 	for range 1000 {
-		sameEvent(t, next(t, s2), next(t, s1))
+		got := next(t, s1)
+		sameEvent(t, next(t, s2), got)
+		// One publisher's events keep their order among the others'.
+		var p, i int
+		if _, err := fmt.Sscanf(got.PK, "%d-%d", &p, &i); err != nil {
+			t.Fatalf("unexpected event %+v", got)
+		}
+		if prev, ok := last[fmt.Sprint(p)]; ok && i != prev+1 {
+			t.Fatalf("publisher %d: event %d after %d", p, i, prev)
+		}
+		last[fmt.Sprint(p)] = i
 	}
+	barrier(t, b, "t", s1)
+	barrier(t, b, "t", s2)
 }
 
 func TestMemoryUnsubscribeStopsDelivery(t *testing.T) {
 	b := pubsub.NewMemoryBroker()
 	defer b.Close()
 	s, stays := subscribe(t, b, "t"), subscribe(t, b, "t")
+	publish(t, b, "t", ev("create", "1"))
 	s.Close()
 	s.Close() // idempotent
-	ended(t, s, nil)
+	// What was buffered before Close can still be read, then the channel closes, with Err nil.
+	sameEvent(t, next(t, s), ev("create", "1"))
+	if _, ok := <-s.Events(); ok {
+		t.Fatal("an event after Close")
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("Err after Close = %v, want nil", err)
+	}
 
-	publish(t, b, "t", ev("create", "1"))
+	publish(t, b, "t", ev("create", "2"))
 	sameEvent(t, next(t, stays), ev("create", "1"))
+	sameEvent(t, next(t, stays), ev("create", "2"))
 }
 
 func TestMemoryContextEndsSubscription(t *testing.T) {
@@ -89,9 +172,14 @@ func TestMemoryContextEndsSubscription(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	publish(t, b, "t", ev("create", "1"))
 	cancel()
+	sameEvent(t, next(t, s), ev("create", "1"))
 	ended(t, s, context.Canceled)
-	s.Close()
+	s.Close() // no effect: Err stays
+	if !errors.Is(s.Err(), context.Canceled) {
+		t.Fatalf("Err after Close = %v, want context.Canceled", s.Err())
+	}
 
 	if _, err := b.Subscribe(ctx, "t"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Subscribe with a done context: %v, want context.Canceled", err)
@@ -120,6 +208,20 @@ func TestMemorySlowSubscriberIsEnded(t *testing.T) {
 	sameEvent(t, next(t, fast), ev("delete", "9"))
 }
 
+// A topic whose only subscriber was ended as slow is forgotten, and works again for a new one.
+func TestMemorySlowOnlySubscriber(t *testing.T) {
+	b := pubsub.NewMemoryBroker(pubsub.WithBufferSize(1))
+	defer b.Close()
+	slow := subscribe(t, b, "t")
+	publish(t, b, "t", ev("create", "1"), ev("create", "2"))
+	sameEvent(t, next(t, slow), ev("create", "1"))
+	ended(t, slow, pubsub.ErrSlowSubscriber)
+
+	fresh := subscribe(t, b, "t")
+	publish(t, b, "t", ev("create", "3"))
+	sameEvent(t, next(t, fresh), ev("create", "3"))
+}
+
 func TestMemoryCloseEndsEverything(t *testing.T) {
 	b := pubsub.NewMemoryBroker()
 	s1, s2 := subscribe(t, b, "a"), subscribe(t, b, "b")
@@ -144,35 +246,76 @@ func TestMemoryCloseEndsEverything(t *testing.T) {
 	}
 }
 
-// Subscribing, publishing, unsubscribing and closing all at once, for the
-// race detector.
+// Subscribing, publishing, unsubscribing and closing all at once: besides the race detector's
+// verdict, every subscription sees each publisher's events in order and ends for a documented
+// reason, and every call fails only with ErrClosed.
 func TestMemoryChurn(t *testing.T) {
 	b := pubsub.NewMemoryBroker(pubsub.WithBufferSize(4))
+	errs := make(chan error, 1000)
+	report := func(format string, args ...any) {
+		select {
+		case errs <- fmt.Errorf(format, args...):
+		default:
+		}
+	}
+	publishAll := func(p string, n int) {
+		for i := range n {
+			if err := b.Publish(context.Background(), "t", ev("update", fmt.Sprintf("%s-%d", p, i))); err != nil && !errors.Is(err, pubsub.ErrClosed) {
+				report("Publish: %v", err)
+			}
+		}
+	}
 	var wg sync.WaitGroup
 	for i := range 8 {
-		wg.Go(func() {
-			for range 200 {
-				_ = b.Publish(context.Background(), "t", ev("update", fmt.Sprint(i)))
-			}
-		})
+		wg.Go(func() { publishAll(fmt.Sprint(i), 200) })
 		wg.Go(func() {
 			for range 50 {
 				s, err := b.Subscribe(context.Background(), "t")
-				if err != nil {
+				if errors.Is(err, pubsub.ErrClosed) {
 					return
 				}
+				if err != nil {
+					report("Subscribe: %v", err)
+					return
+				}
+				last := map[string]int{}
 				for range 3 {
-					<-s.Events()
+					e, ok := <-s.Events()
+					if !ok {
+						break
+					}
+					var p string
+					var n int
+					if _, err := fmt.Sscanf(strings.Replace(e.PK, "-", " ", 1), "%s %d", &p, &n); err != nil {
+						report("unexpected event %+v", e)
+						continue
+					}
+					if prev, seen := last[p]; seen && n <= prev {
+						report("publisher %s: event %d after %d", p, n, prev)
+					}
+					last[p] = n
 				}
 				s.Close()
+				for range s.Events() { // Close has closed it, or it had ended already
+				}
+				if err := s.Err(); err != nil && !errors.Is(err, pubsub.ErrSlowSubscriber) && !errors.Is(err, pubsub.ErrClosed) {
+					report("subscription ended with %v", err)
+				}
 			}
 		})
 	}
 	wg.Go(func() {
-		for range 1000 {
-			_ = b.Publish(context.Background(), "t", ev("update", "x"))
+		publishAll("x", 1000)
+		if err := b.Close(); err != nil {
+			report("Close: %v", err)
 		}
-		b.Close()
 	})
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if err := b.Publish(context.Background(), "t", ev("update", "late")); !errors.Is(err, pubsub.ErrClosed) {
+		t.Fatalf("Publish after Close: %v", err)
+	}
 }

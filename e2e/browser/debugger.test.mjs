@@ -30,7 +30,7 @@ async function sendAndWait(page) {
   await page.getByTestId("send").click();
   const entry = page.locator(`[data-testid="log-request"][data-request-id="${frame.payload.request_id}"]`);
   const reply = entry.getByTestId("log-reply");
-  await reply.waitFor({ timeout: 10000 });
+  await reply.waitFor({ timeout: 30000 });
   return { frame, reply, status: Number(await reply.getAttribute("data-status")) };
 }
 
@@ -109,14 +109,29 @@ test("the debugger creates, retrieves, subscribes, sees another client's update 
   await page.getByTestId("request-editor").evaluate((e) => { e.scrollTop = 0; });
   await screenshot(page, "debugger.png");
 
+  // A control subscription with the same filter: it shares the upstream, so its events come in
+  // the same order on the same connection, and it is the barrier for "nothing after unsubscribe".
+  await page.getByTestId("action-questions-subscribe").click();
+  await editFrame(page, (f) => ({ ...f, payload: { ...f.payload, pk: question.id, data: { action: "update" } } }));
+  const controlled = await sendAndWait(page);
+  assert.equal(controlled.status, 200);
+  const controlID = controlled.frame.payload.request_id;
+  assert.notEqual(controlID, subscribed.frame.payload.request_id);
+  const control = page.locator(`[data-testid="subscription"][data-request-id="${controlID}"]`);
+  await control.waitFor();
+
   // One click ends it; the bridge's 200 marks the group ended, later updates do not arrive.
   await sub.getByTestId("unsubscribe").click();
   await page.locator(`[data-testid="subscription"][data-request-id="${subscribed.frame.payload.request_id}"][data-state="ended"]`).waitFor();
   const unsub = page.locator('[data-testid="log-request"][data-action="unsubscribe"] [data-testid="log-reply"]');
   assert.equal(await unsub.getAttribute("data-status"), "200");
   await other.request("questions", { action: "patch", pk: question.id, data: { question_text: "Nobody is watching" } });
-  await page.waitForTimeout(500);
+  await other.request("questions", { action: "patch", pk: question.id, data: { question_text: "Marker" } });
+  // Once the control has the marker, a copy of "Nobody is watching" for the ended one would be in.
+  await control.locator('[data-testid="event"]', { hasText: "Marker" }).waitFor({ timeout: 30000 });
+  assert.equal(await control.locator('[data-testid="event"]').count(), 2);
   assert.equal(await sub.locator('[data-testid="event"]').count(), 1);
+  assert.equal(await page.locator(`[data-testid="log-event"][data-request-id="${subscribed.frame.payload.request_id}"]`).count(), 1);
   await screenshot(page, "debugger-unsubscribed.png");
 
   // list shows its meta.

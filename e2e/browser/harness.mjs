@@ -1,11 +1,11 @@
-// Test harness: builds and starts the example backend and the bridge as processes on free
-// loopback ports, launches Debian's chromium through playwright-core, and gives a plain
-// WebSocket client (the `ws` package) to play "another client".
+// Test harness: builds and starts the example backend and the bridge as processes on
+// loopback (on port 0: each says its address in its log), launches Debian's chromium
+// through playwright-core, and gives a plain WebSocket client (the `ws` package) to play
+// "another client".
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, mkdirSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import WebSocket from "ws";
@@ -14,17 +14,6 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const repoRoot = resolve(here, "../..");
 export const screenshotDir = join(here, "screenshots");
 export const chromiumPath = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
-
-export function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address();
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
 
 // binaries builds the backend and the bridge once per test file into dir, unless
 // BACKEND_BIN and BRIDGE_BIN name prebuilt ones (scripts/test-browser builds them once).
@@ -60,7 +49,21 @@ class Proc {
   }
 }
 
-async function waitReady(url, proc, timeoutMs = 20000) {
+// waitOutput waits until proc writes something matching re, and returns the match. Services
+// listen on port 0 and log their address: a port picked ahead could be taken by another
+// process before the service binds it.
+async function waitOutput(re, proc, timeoutMs = 60000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const m = proc.output.match(re);
+    if (m) return m;
+    if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited: ${proc.output}`);
+    if (Date.now() > deadline) throw new Error(`${proc.name} did not write ${re} within ${timeoutMs} ms: ${proc.output}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function waitReady(url, proc, timeoutMs = 60000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited: ${proc.output}`);
@@ -86,23 +89,21 @@ export class Stack {
 
   async startBackend() {
     this.bins = binaries(this.tmp);
-    this.grpcPort = await freePort();
-    const httpPort = await freePort();
     const proc = new Proc("backend", this.bins.backend, [
-      "-grpc-addr", `127.0.0.1:${this.grpcPort}`, "-http-addr", `127.0.0.1:${httpPort}`, "-db", join(this.tmp, "polls.db"),
+      "-grpc-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-db", join(this.tmp, "polls.db"),
     ]);
     this.procs.push(proc);
-    await waitForPort(this.grpcPort, proc);
+    [, this.backendAddr] = await waitOutput(/msg=serving grpc=(\S+)/, proc);
     return this;
   }
 
   // startBridge starts a bridge with extra flags and returns its http base URL.
   async startBridge(...flags) {
-    const port = await freePort();
     const proc = new Proc("bridge", this.bins.bridge, [
-      "-listen", `127.0.0.1:${port}`, "-backend", `127.0.0.1:${this.grpcPort}`, "-log-level", "warn", ...flags,
+      "-listen", "127.0.0.1:0", "-backend", this.backendAddr, ...flags,
     ]);
     this.procs.push(proc);
+    const [, port] = await waitOutput(/msg="bridge listening" ws=ws:\/\/127\.0\.0\.1:(\d+)\/ws/, proc);
     const base = `http://127.0.0.1:${port}`;
     await waitReady(base + "/readyz", proc);
     return base;
@@ -146,22 +147,6 @@ export class Stack {
   logs() {
     return this.procs.map((p) => `--- ${p.name}\n${p.output}`).join("\n");
   }
-}
-
-async function waitForPort(port, proc, timeoutMs = 20000) {
-  const { connect } = await import("node:net");
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (proc.child.exitCode !== null) throw new Error(`${proc.name} exited: ${proc.output}`);
-    const ok = await new Promise((done) => {
-      const s = connect(port, "127.0.0.1");
-      s.on("connect", () => { s.destroy(); done(true); });
-      s.on("error", () => done(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`port ${port} not listening within ${timeoutMs} ms: ${proc.output}`);
 }
 
 // WsClient sends request frames and waits for the reply with the same request_id.

@@ -61,7 +61,12 @@ test("the TypeScript client works in a browser page", { skip: !hasDist && "clien
     const q = await questions.create({ question_text: "Asked from the TS client" });
     const again = await questions.retrieve(q.id);
     window.sub = questions.subscribe({ action: "update", pk: q.id }, (ev) => window.events.push(ev));
+    // The control: the same stream and filter share one upstream, so its events come in the same
+    // order on the same connection; it is the barrier for "nothing after unsubscribe".
+    window.controlEvents = [];
+    window.control = questions.subscribe({ action: "update", pk: q.id }, (ev) => window.controlEvents.push(ev));
     const ready = await window.sub.ready;
+    await window.control.ready;
     let missing;
     try {
       await questions.retrieve("987654321");
@@ -84,7 +89,7 @@ test("the TypeScript client works in a browser page", { skip: !hasDist && "clien
   const other = await stack.client(base);
   const patched = await other.request("questions", { action: "patch", pk: created.q.id, data: { question_text: "Changed elsewhere" } });
   assert.equal(patched.payload.response_status, 200);
-  await page.waitForFunction(() => window.events.length === 1, null, { timeout: 10000 });
+  await page.waitForFunction(() => window.events.length === 1, null, { timeout: 30000 });
   const ev = await page.evaluate(() => window.events[0]);
   assert.equal(ev.stream, "questions");
   assert.equal(ev.action, "update");
@@ -92,15 +97,21 @@ test("the TypeScript client works in a browser page", { skip: !hasDist && "clien
   assert.equal(ev.data.question_text, "Changed elsewhere");
   assert.equal(ev.model, "polls.v1.Question");
 
-  // Unsubscribe: no more events.
+  // Unsubscribe: no more events. The barrier: after "Unseen", a marker update that the control
+  // must see; a copy of "Unseen" for the ended subscription would have arrived before it.
   const active = await page.evaluate(async () => {
     await window.sub.unsubscribe();
     return window.sub.active;
   });
   assert.equal(active, false);
   await other.request("questions", { action: "patch", pk: created.q.id, data: { question_text: "Unseen" } });
-  await page.waitForTimeout(500);
-  assert.equal(await page.evaluate(() => window.events.length), 1);
+  await other.request("questions", { action: "patch", pk: created.q.id, data: { question_text: "Marker" } });
+  await page.waitForFunction(() => window.controlEvents.some((e) => e.data.question_text === "Marker"), null, { timeout: 30000 });
+  assert.deepEqual(
+    await page.evaluate(() => window.controlEvents.map((e) => e.data.question_text)),
+    ["Changed elsewhere", "Unseen", "Marker"],
+  );
+  assert.deepEqual(await page.evaluate(() => window.events.map((e) => e.data.question_text)), ["Changed elsewhere"]);
 
   await page.evaluate(() => window.client.close());
   assert.deepEqual(page.errors || [], [], "no script errors");

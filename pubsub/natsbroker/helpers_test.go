@@ -63,9 +63,8 @@ var (
 	next      = pubsubtest.Next
 	ended     = pubsubtest.Ended
 	endedWith = pubsubtest.EndedWith
+	barrier   = pubsubtest.Barrier
 )
-
-func quiet(t *testing.T, s pubsub.Subscription) { pubsubtest.Quiet(t, s, 100*time.Millisecond) }
 
 func sameEvent(t *testing.T, got, want pubsub.Event) {
 	t.Helper()

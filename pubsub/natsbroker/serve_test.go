@@ -40,7 +40,13 @@ func TestServeFiltersAcrossReplicas(t *testing.T) {
 			return wrapperspb.String(ev.Action + ":" + ev.PK), nil
 		})
 	}()
-	<-st.header
+	select {
+	case <-st.header:
+	case err := <-done:
+		t.Fatalf("Serve returned before its header: %v", err)
+	case <-time.After(waitTimeout):
+		t.Fatal("no header: Serve did not announce the subscription")
+	}
 	publish(t, a, "t",
 		pubsub.Event{Action: pubsub.ActionCreate, PK: "1"},
 		pubsub.Event{Action: pubsub.ActionUpdate, PK: "2"},
@@ -58,7 +64,16 @@ func TestServeFiltersAcrossReplicas(t *testing.T) {
 		}
 	}
 	b.Close()
-	if code := status.Code(<-done); code != codes.Unavailable {
-		t.Fatalf("Serve after broker Close: code %v, want Unavailable", code)
+	select {
+	case err := <-done:
+		if code := status.Code(err); code != codes.Unavailable {
+			t.Fatalf("Serve after broker Close: code %v, want Unavailable", code)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Serve did not return after the broker's Close")
+	}
+	// Nothing else was sent: the create, and the update of another pk, were filtered out.
+	if len(st.sent) != 0 {
+		t.Fatalf("sent %q after the filtered events", <-st.sent)
 	}
 }

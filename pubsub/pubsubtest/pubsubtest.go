@@ -1,5 +1,6 @@
 // Package pubsubtest has test helpers for pubsub.Broker implementations: subscribe,
-// publish, and wait for events or for a subscription's end, failing the test on a timeout.
+// publish, wait for events or for a subscription's end, failing the test on a timeout, and
+// check that nothing arrived with an in-band barrier rather than a wait.
 package pubsubtest
 
 import (
@@ -11,8 +12,8 @@ import (
 	"github.com/wsbridge/wsbridge/pubsub"
 )
 
-// Timeout bounds every wait of this package.
-const Timeout = 5 * time.Second
+// Timeout bounds every wait of this package: generous, for loaded machines.
+const Timeout = 30 * time.Second
 
 // Subscribe subscribes to topic and closes the subscription when the test ends.
 func Subscribe(t testing.TB, b pubsub.Broker, topic string) pubsub.Subscription {
@@ -74,12 +75,26 @@ func EndedWith(t testing.TB, s pubsub.Subscription, want error) {
 	}
 }
 
-// Quiet checks that no event arrives for d.
-func Quiet(t testing.TB, s pubsub.Subscription, d time.Duration) {
+// Marker is the event Barrier publishes; tests publish no other event with its PK.
+var Marker = pubsub.Event{Action: pubsub.ActionUpdate, PK: "pubsubtest-marker", Data: []byte("marker")}
+
+// Barrier checks that nothing but Marker reached s: it publishes Marker to topic through b and
+// fails unless Marker is the next thing s receives. A broker delivers one publisher's events
+// to a subscription in publish order, so an event published through b before the Barrier that
+// wrongly reached s would arrive first. For a distributed broker, b must be the broker (the
+// connection) that published those events.
+func Barrier(t testing.TB, b pubsub.Broker, topic string, s pubsub.Subscription) {
 	t.Helper()
+	Publish(t, b, topic, Marker)
 	select {
 	case ev, ok := <-s.Events():
-		t.Fatalf("unexpected receive %v (open %v)", ev, ok)
-	case <-time.After(d):
+		if !ok {
+			t.Fatalf("subscription ended before the marker: %v", s.Err())
+		}
+		if ev.Action != Marker.Action || ev.PK != Marker.PK || string(ev.Data) != string(Marker.Data) {
+			t.Fatalf("received %+v before the marker", ev)
+		}
+	case <-time.After(Timeout):
+		t.Fatal("the marker did not arrive within the timeout")
 	}
 }

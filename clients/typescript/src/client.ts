@@ -48,9 +48,16 @@ export interface ConnectOptions {
   maxReconnectDelay?: number;
   /** Called when a connection opens. */
   onOpen?: () => void;
-  /** Called when a connection closes, by the server or the network (not by client.close()). */
+  /**
+   * Called when an open connection closes, by the server or the network (not by client.close()).
+   * Not called for a connect attempt that never opened: that goes to onError.
+   */
   onClose?: (info: { code: number; reason: string; willReconnect: boolean }) => void;
-  /** Called when a connect attempt fails before the socket exists (e.g. the token function threw). */
+  /**
+   * Called when a connect attempt fails before the connection opens: the token function threw, the
+   * TCP connection was refused, or the bridge refused the handshake (401, 403, 503). The client
+   * retries with backoff (unless reconnect is false).
+   */
   onError?: (error: unknown) => void;
 }
 
@@ -95,7 +102,10 @@ export type SubscriptionStatus =
   | { kind: "interrupted"; response_status: number; errors: ErrorItem[] }
   /** The bridge has the upstream again. */
   | { kind: "resumed"; data: unknown }
-  /** The WebSocket dropped; the subscription is renewed when the client reconnects. */
+  /**
+   * The open connection dropped; the subscription is renewed when the client reconnects. Once per
+   * lost connection: failed reconnect attempts in between report nothing here.
+   */
   | { kind: "disconnected" }
   /** Renewed on a new connection; events between "disconnected" and now were missed. */
   | { kind: "resubscribed" }
@@ -271,10 +281,17 @@ export class Client {
       return;
     }
     this.#ws = ws;
+    // Whether this socket opened: one that never did (TCP refused, handshake answered 401, 403 or
+    // 503) is a failed attempt, not a lost connection.
+    let opened = false;
+    let failure: unknown;
     // An error is always followed by a close event, which is handled there; ws needs a listener anyway.
-    ws.onerror = () => {};
+    ws.onerror = (event: unknown) => {
+      failure = event;
+    };
     ws.onopen = () => {
       if (ws !== this.#ws) return;
+      opened = true;
       this.#state = "open";
       this.#attempt = 0;
       // Renew the subscriptions of earlier connections first; queued subscribe requests go with the queue.
@@ -298,6 +315,14 @@ export class Client {
       if (ws !== this.#ws) return;
       this.#ws = null;
       this.#state = "connecting";
+      const willReconnect = this.#opts.reconnect ?? true;
+      if (!opened) {
+        // Nothing was sent on it and no subscription lived on it: report the attempt, not a disconnect.
+        this.#opts.onError?.(connectError(this.url, event.code, failure));
+        if (willReconnect) this.#reconnectLater();
+        else this.close();
+        return;
+      }
       for (const [id, pending] of [...this.#pending]) {
         if (pending.sent) {
           this.#settle(id);
@@ -305,7 +330,6 @@ export class Client {
         }
       }
       for (const sub of this.#subscriptions.values()) if (sub.confirmed) sub.onStatus({ kind: "disconnected" });
-      const willReconnect = this.#opts.reconnect ?? true;
       this.#opts.onClose?.({ code: event.code, reason: event.reason, willReconnect });
       if (willReconnect) this.#reconnectLater();
       else this.close();
@@ -470,6 +494,14 @@ export class Client {
     this.#settle(sub.requestId)?.reject(error);
     if (!sub.confirmed) sub.rejectReady(error);
   }
+}
+
+/** The error of a connect attempt whose socket never opened. url carries no token: it is added later. */
+function connectError(url: string, code: number, failure: unknown): Error {
+  // The ws package's error event says why (ECONNREFUSED, "Unexpected server response: 503"); a browser's says nothing.
+  const detail = isObject(failure) && typeof failure.message === "string" && failure.message ? `: ${failure.message}` : "";
+  const cause = isObject(failure) && failure.error instanceof Error ? failure.error : undefined;
+  return new Error(`Could not connect to ${url}${detail} (close ${code}).`, cause ? { cause } : undefined);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

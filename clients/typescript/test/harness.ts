@@ -2,7 +2,6 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
@@ -18,40 +17,61 @@ export function repoRoot(): string {
   return dir;
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (!address || typeof address !== "object") throw new Error("no port");
-  return address.port;
-}
-
 /** A child process whose output is kept (the last 64 KiB) for error messages. */
 export class Service {
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
+  /** The output of the current process, for waitOutput. */
+  #current = "";
+  #watchers = new Set<() => void>();
   log = "";
 
   constructor(
     readonly name: string,
     readonly binary: string,
-    readonly args: string[],
+    public args: string[],
   ) {}
 
   start(): void {
     const child = spawn(this.binary, this.args, { stdio: ["ignore", "pipe", "pipe"] });
+    this.#current = "";
     const keep = (chunk: Buffer) => {
       this.log = (this.log + chunk.toString()).slice(-65536);
+      this.#current = (this.#current + chunk.toString()).slice(-65536);
+      for (const w of this.#watchers) w();
     };
     child.stdout!.on("data", keep);
     child.stderr!.on("data", keep);
-    this.#exited = new Promise((resolve) => child.once("exit", () => resolve()));
+    this.#exited = new Promise((resolve) =>
+      child.once("exit", () => {
+        resolve();
+        for (const w of this.#watchers) w();
+      }),
+    );
     this.#child = child;
   }
 
   get running(): boolean {
     return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
+  /** Waits until the current process writes a line matching re; fails if it exits first. */
+  waitOutput(re: RegExp, ms = 60_000): Promise<RegExpMatchArray> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const match = this.#current.match(re);
+        if (match) done(() => resolve(match));
+        else if (!this.running) done(() => reject(new Error(`${this.name} exited before it wrote ${re}; it said:\n${this.log}`)));
+      };
+      const timer = setTimeout(() => done(() => reject(new Error(`${this.name} did not write ${re} within ${ms} ms; it said:\n${this.log}`))), ms);
+      const done = (settle: () => void) => {
+        clearTimeout(timer);
+        this.#watchers.delete(check);
+        settle();
+      };
+      this.#watchers.add(check);
+      check();
+    });
   }
 
   /** SIGTERM (the services shut down cleanly on it), then SIGKILL after 10 s. */
@@ -80,42 +100,40 @@ export async function waitReady(url: string, service: Service, ms = 60_000): Pro
   }
 }
 
-/** The example backend and a bridge in front of it. */
+/**
+ * The example backend and a bridge in front of it. Both first listen on port 0 (a port picked
+ * ahead by the test could be taken by another process before the child binds it) and say their
+ * address in their log; restarts reuse the address, as a redeployed service would.
+ */
 export class Stack {
   readonly backend: Service;
   readonly bridge: Service;
+  #backendAddr = "";
+  #bridgePort = 0;
 
-  private constructor(
-    readonly dir: string,
-    readonly bridgePort: number,
-    backendPort: number,
-    restPort: number,
-  ) {
-    this.backend = new Service("backend", join(dir, "backend"), [
-      "-grpc-addr", `127.0.0.1:${backendPort}`,
-      "-http-addr", `127.0.0.1:${restPort}`,
-      "-db", join(dir, "polls.db"),
-    ]);
-    this.bridge = new Service("bridge", join(dir, "bridge"), [
-      "-listen", `127.0.0.1:${bridgePort}`,
-      "-backend", `127.0.0.1:${backendPort}`,
-    ]);
+  private constructor(readonly dir: string) {
+    this.backend = new Service("backend", join(dir, "backend"), []);
+    this.bridge = new Service("bridge", join(dir, "bridge"), []);
+  }
+
+  get bridgePort(): number {
+    return this.#bridgePort;
   }
 
   get url(): string {
-    return `ws://127.0.0.1:${this.bridgePort}/ws`;
+    return `ws://127.0.0.1:${this.#bridgePort}/ws`;
   }
 
   /** Builds both binaries into a temporary directory and starts them. */
   static async start(): Promise<Stack> {
     const dir = await mkdtemp(join(tmpdir(), "wsbridge-ts-"));
-    const stack = new Stack(dir, await freePort(), await freePort(), await freePort());
+    const stack = new Stack(dir);
     try {
       await promisify(execFile)("go", ["build", "-o", dir + "/", "./cmd/bridge", "./examples/backend"], {
         cwd: repoRoot(),
         maxBuffer: 1 << 24,
       });
-      stack.backend.start();
+      await stack.#startBackend("127.0.0.1:0");
       await stack.startBridge();
     } catch (error) {
       await stack.stop();
@@ -124,9 +142,25 @@ export class Stack {
     return stack;
   }
 
+  async #startBackend(grpcAddr: string): Promise<void> {
+    this.backend.args = ["-grpc-addr", grpcAddr, "-http-addr", "127.0.0.1:0", "-db", join(this.dir, "polls.db")];
+    this.backend.start();
+    const [, addr] = await this.backend.waitOutput(/msg=serving grpc=(\S+)/);
+    this.#backendAddr = addr!;
+  }
+
+  /** Starts the bridge: on a free port the first time, then on the same one. */
   async startBridge(): Promise<void> {
+    const listen = `127.0.0.1:${this.#bridgePort}`;
+    this.bridge.args = ["-listen", listen, "-backend", this.#backendAddr];
     this.bridge.start();
-    await waitReady(`http://127.0.0.1:${this.bridgePort}/readyz`, this.bridge);
+    const [, port] = await this.bridge.waitOutput(/msg="bridge listening" ws=ws:\/\/127\.0\.0\.1:(\d+)\/ws/);
+    this.#bridgePort = Number(port);
+    try {
+      await waitReady(`http://127.0.0.1:${this.#bridgePort}/readyz`, this.bridge);
+    } catch (error) {
+      throw new Error(`${(error as Error).message}\nbackend said:\n${this.backend.log}`);
+    }
   }
 
   async restartBridge(): Promise<void> {
@@ -134,9 +168,10 @@ export class Stack {
     await this.startBridge();
   }
 
+  /** Stops the backend and starts it again on the same address, waiting until it serves. */
   async restartBackend(): Promise<void> {
     await this.backend.stop();
-    this.backend.start();
+    await this.#startBackend(this.#backendAddr);
   }
 
   async stop(): Promise<void> {

@@ -25,7 +25,7 @@ function client(options: ConnectOptions = {}): Client {
   return c;
 }
 
-async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
+async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -149,20 +149,34 @@ describe("live bridge", () => {
     const a = (await questions.create({ question_text: "A?" })).id!;
     const b = (await questions.create({ question_text: "B?" })).id!;
     const onlyA = collector();
-    const sub = questions.subscribe({ action: "update", pk: a }, onlyA.push);
-    assert.deepEqual(await sub.ready, { action: "update", pk: a });
+    const updates = collector();
+    const subA = questions.subscribe({ action: "update", pk: a }, onlyA.push);
+    const subU = questions.subscribe({ action: "update" }, updates.push);
+    assert.deepEqual(await subA.ready, { action: "update", pk: a });
+    assert.deepEqual(await subU.ready, { action: "update" });
 
-    await questions.patch(b, { question_text: "B2?" });
-    await questions.delete(b);
+    await questions.patch(b, { question_text: "B2?" }); // an update of another pk: not for subA
+    await questions.delete(b); // a delete: for neither
+    await questions.create({ question_text: "C?" }); // a create: for neither
+    // The marker, for both: each subscription's events come in order on one upstream stream, so
+    // anything the filters let through by mistake would have arrived before it.
     await questions.patch(a, { question_text: "A2?" });
     await until(() => onlyA.events.length >= 1, "the update of A");
-    await questions.delete(a); // a delete: not asked for
-    await sleep(300);
+    await until(() => updates.events.some((e) => e.pk === a), "the update of A (action filter)");
     assert.deepEqual(
       onlyA.events.map((e) => [e.action, e.pk, e.data.question_text]),
       [["update", a, "A2?"]],
     );
-    await sub.unsubscribe();
+    assert.deepEqual(
+      updates.events.filter((e) => e.pk === a || e.pk === b).map((e) => [e.action, e.pk, e.data.question_text]),
+      [
+        ["update", b, "B2?"],
+        ["update", a, "A2?"],
+      ],
+    );
+    assert(updates.events.every((e) => e.action === "update"));
+    await subA.unsubscribe();
+    await subU.unsubscribe();
   });
 
   test("subscriptions: no events after unsubscribe", async () => {
@@ -178,8 +192,14 @@ describe("live bridge", () => {
     await sub.unsubscribe();
     assert.equal(sub.active, false);
     await questions.create({ question_text: "After?" });
-    await until(() => control.events.length === 2, "the control's second event");
-    await sleep(200);
+    // The marker: both subscriptions share one upstream stream (same stream and filter) and one
+    // connection, so a copy of "After?" for the ended one would have arrived before it.
+    await questions.create({ question_text: "Marker?" });
+    await until(() => control.events.length === 3, "the control's marker");
+    assert.deepEqual(
+      control.events.map((e) => e.data.question_text),
+      ["Before?", "After?", "Marker?"],
+    );
     assert.deepEqual(
       ended.events.map((e) => e.data.question_text),
       ["Before?"],
@@ -196,7 +216,7 @@ describe("live bridge", () => {
     await sub.ready;
 
     await stack.restartBackend();
-    await until(() => statuses.some((s) => s.kind === "resumed"), "the subscription to resume", 15_000);
+    await until(() => statuses.some((s) => s.kind === "resumed"), "the subscription to resume");
     assert.deepEqual(
       statuses.map((s) => s.kind),
       ["interrupted", "resumed"],
@@ -223,15 +243,25 @@ describe("live bridge", () => {
     assert.equal(opens, 1);
 
     await stack.restartBridge();
-    await until(() => statuses.includes("resubscribed"), "the subscription to be renewed", 15_000);
-    assert.deepEqual(statuses, ["disconnected", "resubscribed"]);
-    assert.equal(closes[0], 1001, "the bridge closes with 1001 when it shuts down");
+    // The contract, whatever the old bridge does while it stops (refuses TCP connections or answers
+    // handshakes 503) and however long the new one takes to discover its backends (subscribe 503):
+    // one disconnected for the lost connection, then only disconnected or interrupted, then one
+    // resubscribed.
+    await until(() => statuses.includes("resubscribed"), "the subscription to be renewed");
+    assert.equal(statuses[0], "disconnected", statuses.join());
+    assert.equal(statuses.at(-1), "resubscribed", statuses.join());
+    assert.equal(statuses.filter((s) => s === "resubscribed").length, 1, statuses.join());
+    assert(statuses.slice(1, -1).every((s) => s === "disconnected" || s === "interrupted"), statuses.join());
+    assert.deepEqual(closes, [1001], "one close, 1001 from the bridge shutting down; failed attempts are not closes");
     assert.equal(opens, 2);
     assert.equal(c.state, "open");
     assert.equal(sub.active, true);
+    const renewed = statuses.length;
 
     const after = await questions.create({ question_text: "After the restart?" });
     await until(() => created.events.some((e) => e.pk === after.id), "the event after the restart");
+    assert.equal(statuses.length, renewed, `nothing after resubscribed: ${statuses.join()}`);
+    assert.deepEqual(closes, [1001]);
     await sub.unsubscribe();
   });
 });

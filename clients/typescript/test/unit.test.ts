@@ -1,7 +1,8 @@
 // The client against a scripted WebSocket server: request matching, timeouts, the queue,
 // authentication, status notifications and reconnects, without the Go side.
 import assert from "node:assert/strict";
-import type { IncomingMessage } from "node:http";
+import { createServer, type IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
 import { after, describe, test } from "node:test";
 import { WebSocket, WebSocketServer } from "ws";
 import { BridgeError, ClientError, connect } from "@wsbridge/client";
@@ -44,7 +45,7 @@ class Script {
   }
 
   /** Waits until cond holds, re-checked on every frame and connection. */
-  async until(cond: () => boolean, ms = 3000): Promise<void> {
+  async until(cond: () => boolean, ms = 20_000): Promise<void> {
     const deadline = Date.now() + ms;
     while (!cond()) {
       const left = deadline - Date.now();
@@ -83,6 +84,15 @@ class Script {
   async close(): Promise<void> {
     for (const c of this.server.clients) c.terminate();
     await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+/** Waits until cond holds, polling, with a deadline. */
+async function waitFor(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
@@ -221,8 +231,13 @@ describe("requests", () => {
     assert.equal(f.payload.pk, "new");
     s.reply(f, 200, null);
     await fresh;
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(s.frames.length, 1);
+    // Barrier: frames go out in order on one socket, so a late send of "old" would come before this one.
+    const barrier = q.retrieve("barrier");
+    const fb = await s.frame(1);
+    assert.equal(fb.payload.pk, "barrier");
+    s.reply(fb, 200, null);
+    await barrier;
+    assert.equal(s.frames.length, 2);
     await c.close();
   });
 
@@ -305,7 +320,13 @@ describe("subscriptions", () => {
     await assert.rejects(sub.ready, { name: "BridgeError", response_status: 404 });
     assert.equal(sub.active, false);
     await sub.unsubscribe(); // nothing to do
-    assert.equal(s.frames.length, 1);
+    // Barrier: an unsubscribe frame would have gone out before this request.
+    const barrier = c.stream("questions").retrieve("barrier");
+    const fb = await s.frame(1);
+    assert.equal(fb.payload.action, "retrieve");
+    s.reply(fb, 200, null);
+    await barrier;
+    assert.equal(s.frames.length, 2);
     await c.close();
   });
 
@@ -366,6 +387,60 @@ describe("subscriptions", () => {
     await c.close();
   });
 
+  test("failed reconnect attempts report one disconnected per lost connection, and go to onError", async (t) => {
+    let s = await script();
+    const port = (s.server.address() as { port: number }).port;
+    let attempts = 0;
+    class Counting extends WebSocket {
+      constructor(url: string, protocols?: string | string[]) {
+        super(url, protocols);
+        attempts++;
+      }
+    }
+    const statuses: string[] = [];
+    const closes: number[] = [];
+    const errors: string[] = [];
+    let opens = 0;
+    const c = client(s, {
+      WebSocket: Counting,
+      onOpen: () => opens++,
+      onClose: (i) => closes.push(i.code),
+      onError: (e) => errors.push(String((e as Error).message)),
+    });
+    t.after(() => c.close());
+    const sub = c.stream("questions").subscribe({ action: "create" }, () => {}, { onStatus: (st) => statuses.push(st.kind) });
+    s.reply(await s.frame(0), 200, { action: "create" });
+    await sub.ready;
+    assert.equal(attempts, 1);
+
+    // The server goes away: attempts find nothing listening (ECONNREFUSED)...
+    await s.close();
+    await waitFor(() => attempts >= 3, "two refused attempts");
+    // ...then a server that refuses the handshake with 503, as a bridge that is shutting down does.
+    const refusing = createServer();
+    let refused = 0;
+    refusing.on("upgrade", (_request: IncomingMessage, socket: Duplex) => {
+      refused++;
+      socket.end("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    });
+    await new Promise<void>((resolve) => refusing.listen(port, "127.0.0.1", resolve));
+    await waitFor(() => refused >= 2, "two refused handshakes");
+    await new Promise((resolve) => refusing.close(resolve));
+
+    s = await script(port);
+    const renewed = await s.frame(0);
+    s.reply(renewed, 200, { action: "create" });
+    await s.until(() => statuses.includes("resubscribed"));
+    assert.deepEqual(statuses, ["disconnected", "resubscribed"]);
+    assert.deepEqual(closes, [1006], "onClose: the connection that opened, not the failed attempts");
+    assert.equal(opens, 2);
+    assert.equal(c.state, "open");
+    // Every failed attempt went to onError, saying why, without the token.
+    assert.equal(errors.length, attempts - 2);
+    assert.match(errors[0]!, /^Could not connect to ws:\/\/127\.0\.0\.1:\d+\/ws: .*ECONNREFUSED.* \(close 1006\)\.$/);
+    assert(errors.some((e) => /Unexpected server response: 503/.test(e)), errors.join("\n"));
+  });
+
   test("a renewal refused with 503 is retried", async () => {
     let s = await script();
     const port = (s.server.address() as { port: number }).port;
@@ -398,10 +473,16 @@ describe("subscriptions", () => {
     const sub = c.stream("questions").subscribe({ action: "create" }, () => {});
     release("t");
     const f = await s.frame(0);
+    assert.equal(f.payload.action, "subscribe");
     s.reply(f, 200, { action: "create" });
     await sub.ready;
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(s.frames.length, 1);
+    // Barrier: a second subscribe frame would have gone out before this request.
+    const barrier = c.stream("questions").retrieve("barrier");
+    const fb = await s.frame(1);
+    assert.equal(fb.payload.action, "retrieve");
+    s.reply(fb, 200, null);
+    await barrier;
+    assert.equal(s.frames.length, 2);
     await c.close();
   });
 
