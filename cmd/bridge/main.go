@@ -254,9 +254,11 @@ func run(args []string) error {
 	httpSrv.Handler = srv
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Read before Serve starts: Serve sets TLSConfig for HTTP/2 even without TLS.
+	wsURL := wsScheme(httpSrv) + "://" + ln.Addr().String() + "/ws"
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- serveHTTP(httpSrv, ln) }()
-	logger.Info("bridge listening", "ws", wsScheme(httpSrv)+"://"+ln.Addr().String()+"/ws", "backends", c.backends.String())
+	logger.Info("bridge listening", "ws", wsURL, "backends", c.backends.String())
 	if c.debug {
 		logger.Warn("debugger page enabled; never do this in production", "url", "http://"+ln.Addr().String()+"/debug/")
 	}
