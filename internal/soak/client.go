@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -63,6 +64,7 @@ type client struct {
 type session struct {
 	ws      *websocket.Conn
 	done    chan struct{} // closed when the read loop ends
+	ours    atomic.Bool   // the client closed the connection itself
 	wmu     sync.Mutex    // serializes writes, so write positions are the wire order
 	writes  uint64        // guarded by wmu
 	pinged  uint64        // last write position a ping was sent after; guarded by wmu
@@ -85,6 +87,7 @@ func newClient(h *harness, id int) *client {
 func (c *client) run(load, settle context.Context) {
 	backoff := 50 * time.Millisecond
 	for {
+		began := time.Now()
 		finished, connected := c.session(load, settle)
 		if finished || settle.Err() != nil {
 			if !finished {
@@ -92,7 +95,7 @@ func (c *client) run(load, settle context.Context) {
 			}
 			return
 		}
-		if connected {
+		if connected && time.Since(began) > time.Second {
 			backoff = 50 * time.Millisecond
 		}
 		// Jittered exponential backoff, like the TypeScript client's.
@@ -115,7 +118,7 @@ func (c *client) session(load, settle context.Context) (finished, connected bool
 	c.h.stats.add(&c.h.stats.connects, 1)
 	defer c.endSession(s)
 
-	if !c.ready && !c.setup(s, load) {
+	if !c.ready && !c.setup(s, settle) {
 		return false, true
 	}
 	for _, sub := range c.subs {
@@ -233,6 +236,9 @@ func (c *client) readLoop(s *session) {
 	for {
 		_, msg, err := s.ws.ReadMessage()
 		if err != nil {
+			if s.ours.Load() {
+				return
+			}
 			var ce *websocket.CloseError
 			code := websocket.CloseAbnormalClosure
 			if errors.As(err, &ce) {
@@ -372,9 +378,10 @@ func (c *client) call(s *session, r *request, stream, action string, pk, data an
 	}
 }
 
-// setup creates the client's rows: one question per subscription and a choice.
-func (c *client) setup(s *session, load context.Context) bool {
-	for load.Err() == nil {
+// setup creates the client's rows: one question per subscription and a choice. It goes
+// on after the load ends, so that every client takes part in the final check.
+func (c *client) setup(s *session, settle context.Context) bool {
+	for settle.Err() == nil {
 		for len(c.qpks) < len(c.subs) {
 			rep, ok := c.call(s, &request{}, "questions", "create", nil, map[string]any{"question_text": fmt.Sprintf("soak c%d q%d n0", c.id, len(c.qpks))})
 			if !ok {
@@ -406,7 +413,7 @@ func (c *client) setup(s *session, load context.Context) bool {
 		case <-time.After(200 * time.Millisecond):
 		case <-s.done:
 			return false
-		case <-load.Done():
+		case <-settle.Done():
 		}
 	}
 	return false
@@ -454,20 +461,20 @@ func (c *client) op(s *session) {
 	c.mu.Unlock()
 	sub := c.subs[j]
 	switch {
-	case n < 30:
+	case n < 25:
 		if r := c.h.events.startPatch(sub); r != nil {
 			r.id = c.newID()
 			c.call(s, r, "questions", "patch", sub.pk, map[string]any{"question_text": patchText(c.id, j, r.seq)})
 			return
 		}
 		fallthrough
-	case n < 50:
+	case n < 55:
 		c.call(s, &request{}, "questions", "retrieve", sub.pk, nil)
-	case n < 65:
+	case n < 70:
 		c.call(s, &request{}, "questions", "list", nil, map[string]any{"page": page, "page_size": 5})
 	case n < 75:
 		c.call(s, &request{}, "questions", "create", nil, map[string]any{"question_text": fmt.Sprintf("soak c%d extra", c.id)})
-	case n < 85:
+	case n < 90:
 		c.call(s, &request{}, "questions", "report", nil, nil)
 	default:
 		c.call(s, &request{}, "choices", "vote", c.cpk, nil)
@@ -490,6 +497,14 @@ func parsePatchText(text string, client, sub int) (int, bool) {
 // one last patch per subscription comes back as its event, which proves that no earlier
 // change of the window was lost. Then the client closes normally.
 func (c *client) final(s *session, settle context.Context) bool {
+	// No fault may start during the check.
+	select {
+	case <-c.h.calm:
+	case <-s.done:
+		return false
+	case <-settle.Done():
+		return false
+	}
 	// Wait for every reply still owed, and for every subscription to be live.
 	for {
 		s.mu.Lock()
@@ -546,6 +561,7 @@ func (c *client) final(s *session, settle context.Context) bool {
 
 // endSession accounts for what the connection leaves behind.
 func (c *client) endSession(s *session) {
+	s.ours.Store(true)
 	_ = s.ws.Close()
 	<-s.done
 	s.mu.Lock()

@@ -49,7 +49,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.IntVar(&c.conns, "conns", 2000, "WebSocket connections")
 	fs.IntVar(&c.subs, "subs", 2, "subscriptions per connection, each on a question the connection patches")
 	fs.IntVar(&c.inflight, "inflight", 4, "requests a connection may have in flight")
-	fs.Float64Var(&c.rate, "rate", 1, "requests per second per connection")
+	fs.Float64Var(&c.rate, "rate", 0.5, "requests per second per connection")
 	fs.DurationVar(&c.duration, "duration", 5*time.Minute, "how long the load runs")
 	fs.StringVar(&faults, "faults", "backend,bridge,both", "faults injected in turn: some of backend (SIGKILL and restart), bridge (SIGTERM, a new one takes over), both; or none")
 	fs.DurationVar(&c.interval, "fault-interval", 20*time.Second, "time between faults")
@@ -114,7 +114,7 @@ func main() {
 	raiseFileLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	h := &harness{cfg: cfg}
+	h := &harness{cfg: cfg, calm: make(chan struct{})}
 	h.events.st = &h.stats
 	ok, err := h.run(ctx, os.Stdout)
 	if err != nil {
@@ -140,6 +140,7 @@ type harness struct {
 	stats  stats
 	events book
 	addr   atomic.Pointer[string] // the bridge clients connect to
+	calm   chan struct{}          // closed when the last fault is over
 
 	mu       sync.Mutex
 	backend  *proc
@@ -214,7 +215,7 @@ func (h *harness) run(ctx context.Context, out io.Writer) (bool, error) {
 	// Faults and sampling run while the load does.
 	var bg sync.WaitGroup
 	bg.Add(2)
-	go func() { defer bg.Done(); h.injectFaults(load, backendAddr) }()
+	go func() { defer bg.Done(); defer close(h.calm); h.injectFaults(load, backendAddr) }()
 	sampleStop := make(chan struct{})
 	go func() { defer bg.Done(); h.sampleLoop(sampleStop) }()
 
