@@ -526,18 +526,25 @@ func (c *client) final(s *session, settle context.Context) bool {
 		}
 	}
 	for j, sub := range c.subs {
-		r := c.h.events.startPatch(sub)
-		if r == nil {
-			return false // cannot happen: no patch is in flight
-		}
-		r.id = c.newID()
-		rep, ok := c.call(s, r, "questions", "patch", sub.pk, map[string]any{"question_text": patchText(c.id, j, r.seq)})
-		if !ok {
-			return false
-		}
-		if rep.status != 200 {
-			c.h.stats.violation("final patch of c%d q%d answered %d", c.id, j, rep.status)
-			continue
+		var r *request
+		for {
+			if r = c.h.events.startPatch(sub); r == nil {
+				return false // cannot happen: no patch is in flight
+			}
+			r.id = c.newID()
+			rep, ok := c.call(s, r, "questions", "patch", sub.pk, map[string]any{"question_text": patchText(c.id, j, r.seq)})
+			if !ok {
+				return false
+			}
+			if rep.status == 200 {
+				break
+			}
+			// 503 or 504 from an overloaded machine: the patch's fate is unknown, so
+			// it proves nothing; try again while -settle lasts.
+			c.h.stats.add(&c.h.stats.finalRetries, 1)
+			if settle.Err() != nil {
+				return false
+			}
 		}
 		if !c.h.events.waitSeen(sub, r.seq, s.done, settle.Done()) {
 			if isDone(s.done) {

@@ -207,11 +207,13 @@ type stats struct {
 	events, dupEvents, outsideEvents     atomic.Int64
 	verified, lost, unverified           atomic.Int64
 	interrupted, resumed, unsettled      atomic.Int64
+	finalRetries                         atomic.Int64
 	violations                           atomic.Int64
 	mu                                   sync.Mutex
 	statuses                             map[int]int64
 	closes                               map[int]int64
 	firstViolations                      []string
+	kinds                                map[string]int64 // violations by format
 }
 
 func (s *stats) add(c *atomic.Int64, n int64) { c.Add(n) }
@@ -239,7 +241,10 @@ func (s *stats) violation(format string, args ...any) {
 	s.violations.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.firstViolations) < 20 {
+	if s.kinds == nil {
+		s.kinds = map[string]int64{}
+	}
+	if s.kinds[format]++; s.kinds[format] <= 3 && len(s.firstViolations) < 40 {
 		s.firstViolations = append(s.firstViolations, fmt.Sprintf(format, args...))
 	}
 }

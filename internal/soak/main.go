@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -54,7 +55,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&faults, "faults", "backend,bridge,both", "faults injected in turn: some of backend (SIGKILL and restart), bridge (SIGTERM, a new one takes over), both; or none")
 	fs.DurationVar(&c.interval, "fault-interval", 20*time.Second, "time between faults")
 	fs.DurationVar(&c.settle, "settle", 90*time.Second, "after the load, how long connections get to reconnect, resubscribe and pass the final check")
-	fs.DurationVar(&c.drain, "drain-timeout", 10*time.Second, "the bridge's -drain-timeout")
+	fs.DurationVar(&c.drain, "drain-timeout", 20*time.Second, "the bridge's -drain-timeout; longer than its -call-timeout (10s), so that a drain never cuts a call short")
 	fs.StringVar(&c.bridgeBin, "bridge-bin", "", "bridge binary (required)")
 	fs.StringVar(&c.backendBin, "backend-bin", "", "example backend binary (required)")
 	fs.StringVar(&c.dir, "dir", "", "directory for the database and the process logs (required)")
@@ -314,7 +315,7 @@ func (h *harness) startBridge(backendAddr string) error {
 	h.mu.Unlock()
 	maxConns := h.cfg.conns + h.cfg.conns/10 + 10
 	p, err := startProc(h.cfg.dir, name, h.cfg.bridgeBin, "-listen", addr, "-backend", backendAddr,
-		"-max-connections", fmt.Sprint(maxConns), "-drain-timeout", h.cfg.drain.String(),
+		"-max-connections", fmt.Sprint(maxConns), "-drain-timeout", h.cfg.drain.String(), "-call-timeout", "10s",
 		"-max-subscriptions", fmt.Sprint(max(100, h.cfg.subs)), "-log-level", "warn")
 	if err != nil {
 		return err
@@ -481,9 +482,12 @@ type result struct {
 func (h *harness) report(out io.Writer, elapsed time.Duration) bool {
 	st := &h.stats
 	for _, l := range h.logs {
-		p, r, first := scanLog(l)
+		p, r, d, first := scanLog(l)
 		if p+r > 0 {
 			st.violation("%s", first)
+		}
+		if d > 0 {
+			st.violation("%s: the drain timed out although every call has a shorter deadline", filepath.Base(l))
 		}
 		h.panics += p
 		h.races += r
@@ -538,6 +542,7 @@ func (h *harness) report(out io.Writer, elapsed time.Duration) bool {
 	row("no reply (read by the bridge)", r.NoReply, "must be 0")
 	row("unanswered, crossing a close", r.Crossed, "not provable either way")
 	row("duplicate replies", r.Duplicates, "must be 0")
+	row("final patches retried after 503/504", st.finalRetries.Load(), "")
 	row("connects / failed dials", fmt.Sprintf("%d / %d", r.Connects, r.DialFailures), "")
 	for _, k := range sortedKeys(st.closes) {
 		row(fmt.Sprintf("  closes %d", k), st.closes[k], "1000, 1001 only")
@@ -562,6 +567,11 @@ func (h *harness) report(out io.Writer, elapsed time.Duration) bool {
 	tw.Flush()
 	for _, v := range st.firstViolations {
 		fmt.Fprintln(out, "violation:", v)
+	}
+	for k, n := range st.kinds {
+		if n > 3 {
+			fmt.Fprintf(out, "violations of the kind %q: %d in all\n", k, n)
+		}
 	}
 	b, _ := json.Marshal(r)
 	fmt.Fprintln(out, string(b))

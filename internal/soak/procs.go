@@ -167,11 +167,11 @@ func procStatus(pid int) (rssKiB, threads int64, err error) {
 	return rssKiB, threads, nil
 }
 
-// scanLog counts panics, fatal errors and race reports in a process's log.
-func scanLog(path string) (panics, races int, first string) {
+// scanLog counts panics, fatal errors, race reports and timed-out drains in a process's log.
+func scanLog(path string) (panics, races, drains int, first string) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0, ""
+		return 0, 0, 0, ""
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -183,6 +183,9 @@ func scanLog(path string) (panics, races int, first string) {
 			panics++
 		case strings.Contains(line, "WARNING: DATA RACE"):
 			races++
+		case strings.Contains(line, `msg="drain timed out"`):
+			drains++
+			continue
 		default:
 			continue
 		}
@@ -190,7 +193,7 @@ func scanLog(path string) (panics, races int, first string) {
 			first = filepath.Base(path) + ": " + line
 		}
 	}
-	return panics, races, first
+	return panics, races, drains, first
 }
 
 func netDial(addr string) (net.Conn, error) { return net.DialTimeout("tcp", addr, time.Second) }
