@@ -35,7 +35,10 @@ type request struct {
 	sub   *subState
 	seq   int // patch sequence number, for a patch of a subscribed row
 	win   int // the subscription's window when the patch was written; -1: not live
-	done  chan reply
+	// counted: the 200 came in the same window, so the event is owed. Set by the reader
+	// before the reply is handed over.
+	counted bool
+	done    chan reply
 }
 
 type reply struct {
@@ -481,6 +484,18 @@ func (c *client) op(s *session) {
 	}
 }
 
+// pause waits a moment; false if the connection or the settle time ended.
+func pause(s *session, settle context.Context) bool {
+	select {
+	case <-time.After(50 * time.Millisecond):
+		return true
+	case <-s.done:
+		return false
+	case <-settle.Done():
+		return false
+	}
+}
+
 func patchText(client, sub, seq int) string { return fmt.Sprintf("soak c%d q%d n%d", client, sub, seq) }
 
 // parsePatchText returns the sequence number of a patch made by patchText for client and sub.
@@ -505,30 +520,29 @@ func (c *client) final(s *session, settle context.Context) bool {
 	case <-settle.Done():
 		return false
 	}
-	// Wait for every reply still owed, and for every subscription to be live.
+	// Wait for every reply still owed.
 	for {
 		s.mu.Lock()
 		owed := len(s.pending)
 		s.mu.Unlock()
-		live := true
-		for _, sub := range c.subs {
-			live = live && sub.isLive()
-		}
-		if owed == 0 && live {
+		if owed == 0 {
 			break
 		}
-		select {
-		case <-time.After(50 * time.Millisecond):
-		case <-s.done:
-			return false
-		case <-settle.Done():
+		if !pause(s, settle) {
 			return false
 		}
 	}
 	for j, sub := range c.subs {
-		var r *request
 		for {
-			if r = c.h.events.startPatch(sub); r == nil {
+			// The subscription must be live, and stay live until the event is in: a
+			// notice in between means the change may have been made during the outage.
+			for !sub.isLive() {
+				if !pause(s, settle) {
+					return false
+				}
+			}
+			r := c.h.events.startPatch(sub)
+			if r == nil {
 				return false // cannot happen: no patch is in flight
 			}
 			r.id = c.newID()
@@ -536,21 +550,29 @@ func (c *client) final(s *session, settle context.Context) bool {
 			if !ok {
 				return false
 			}
-			if rep.status == 200 {
+			if rep.status != 200 || !r.counted {
+				// A 503 or 504 from an overloaded machine (the patch's fate is unknown), or
+				// an outage began before the reply: the patch proves nothing; again.
+				c.h.stats.add(&c.h.stats.finalRetries, 1)
+				if !pause(s, settle) {
+					return false
+				}
+				continue
+			}
+			sent := time.Now()
+			seen, ended := c.h.events.waitSeen(sub, r.seq, r.win, s.done, settle.Done())
+			if seen {
 				break
 			}
-			// 503 or 504 from an overloaded machine: the patch's fate is unknown, so
-			// it proves nothing; try again while -settle lasts.
-			c.h.stats.add(&c.h.stats.finalRetries, 1)
-			if settle.Err() != nil {
-				return false
+			if ended && !isDone(s.done) {
+				c.h.stats.add(&c.h.stats.finalRetries, 1)
+				continue
 			}
-		}
-		if !c.h.events.waitSeen(sub, r.seq, s.done, settle.Done()) {
 			if isDone(s.done) {
 				return false
 			}
-			c.h.stats.violation("final patch event of c%d q%d never arrived", c.id, j)
+			c.h.stats.violation("final patch event of c%d q%d (pk %s) did not arrive in %s, and no notice came either", c.id, j, sub.pk, time.Since(sent).Round(time.Second))
+			break
 		}
 	}
 	for _, sub := range c.subs {

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // subState is one subscription of a client: to update events of one question that only
@@ -140,6 +141,7 @@ func (b *book) patched(s *subState, r *request, status int) {
 	s.inFlight = false
 	if status == 200 && r.win >= 0 && s.live && s.win == r.win {
 		s.expected = append(s.expected, r.seq)
+		r.counted = true
 	}
 }
 
@@ -175,8 +177,9 @@ func (b *book) connClosed(s *subState) {
 	s.live, s.inFlight = false, false
 }
 
-// waitSeen waits until the event of patch seq arrived; false if done or stop came first.
-func (b *book) waitSeen(s *subState, seq int, done, stop <-chan struct{}) bool {
+// waitSeen waits until the event of patch seq arrived (seen), or window win ended (ended);
+// both false if done or stop came first.
+func (b *book) waitSeen(s *subState, seq, win int, done, stop <-chan struct{}) (seen, ended bool) {
 	s.mu.Lock()
 	if s.seenCh == nil {
 		s.seenCh = make(chan struct{}, 1)
@@ -185,17 +188,18 @@ func (b *book) waitSeen(s *subState, seq int, done, stop <-chan struct{}) bool {
 	s.mu.Unlock()
 	for {
 		s.mu.Lock()
-		ok := s.seen[seq] > 0
+		seen, ended = s.seen[seq] > 0, !s.live || s.win != win
 		s.mu.Unlock()
-		if ok {
-			return true
+		if seen || ended {
+			return seen, ended
 		}
 		select {
 		case <-ch:
+		case <-time.After(50 * time.Millisecond): // notices do not signal ch
 		case <-done:
-			return false
+			return false, false
 		case <-stop:
-			return false
+			return false, false
 		}
 	}
 }
