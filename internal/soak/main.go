@@ -115,7 +115,7 @@ func main() {
 	raiseFileLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	h := &harness{cfg: cfg, calm: make(chan struct{})}
+	h := &harness{cfg: cfg, calm: make(chan struct{}), writeSlots: make(chan struct{}, 32)}
 	h.events.st = &h.stats
 	ok, err := h.run(ctx, os.Stdout)
 	if err != nil {
@@ -142,6 +142,8 @@ type harness struct {
 	events book
 	addr   atomic.Pointer[string] // the bridge clients connect to
 	calm   chan struct{}          // closed when the last fault is over
+	// writeSlots bounds the setup's and the final check's writes in flight.
+	writeSlots chan struct{}
 
 	mu       sync.Mutex
 	backend  *proc

@@ -129,3 +129,27 @@ func TestParsePatchText(t *testing.T) {
 		}
 	}
 }
+
+// The final check waits for an event only while the window it was owed in lasts.
+func TestWaitSeenEndsWithTheWindow(t *testing.T) {
+	b := &book{st: &stats{}}
+	s := &subState{client: 2, index: 0, pk: "5"}
+	b.confirmed(s)
+	r := b.startPatch(s)
+	b.patched(s, r, 200)
+	if !r.counted {
+		t.Fatal("a patch answered 200 in a live window is not owed")
+	}
+	never := make(chan struct{})
+	go b.notice(s, 503, nil)
+	if seen, ended := b.waitSeen(s, r.seq, r.win, never, never); seen || !ended {
+		t.Fatalf("after a notice: seen %v ended %v, want false true", seen, ended)
+	}
+	b.notice(s, 200, json.RawMessage(`{"resumed":true}`))
+	r = b.startPatch(s)
+	b.patched(s, r, 200)
+	go b.event(s, patchText(2, 0, r.seq))
+	if seen, _ := b.waitSeen(s, r.seq, r.win, never, never); !seen {
+		t.Fatal("the event was not seen")
+	}
+}
