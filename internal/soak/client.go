@@ -384,10 +384,12 @@ func (c *client) call(s *session, r *request, stream, action string, pk, data an
 // writeCall is call for the writes of the setup and the final check, which every client
 // makes at about the same moment: a few at a time across all clients, so that the backend's
 // single SQLite writer is not flooded into answering everything with 504.
-func (c *client) writeCall(s *session, r *request, stream, action string, pk, data any) (reply, bool) {
+func (c *client) writeCall(ctx context.Context, s *session, r *request, stream, action string, pk, data any) (reply, bool) {
 	select {
 	case c.h.writeSlots <- struct{}{}:
 	case <-s.done:
+		return reply{}, false
+	case <-ctx.Done():
 		return reply{}, false
 	}
 	defer func() { <-c.h.writeSlots }()
@@ -399,7 +401,7 @@ func (c *client) writeCall(s *session, r *request, stream, action string, pk, da
 func (c *client) setup(s *session, settle context.Context) bool {
 	for settle.Err() == nil {
 		for len(c.qpks) < len(c.subs) {
-			rep, ok := c.writeCall(s, &request{}, "questions", "create", nil, map[string]any{"question_text": fmt.Sprintf("soak c%d q%d n0", c.id, len(c.qpks))})
+			rep, ok := c.writeCall(settle, s, &request{}, "questions", "create", nil, map[string]any{"question_text": fmt.Sprintf("soak c%d q%d n0", c.id, len(c.qpks))})
 			if !ok {
 				return false
 			}
@@ -409,7 +411,7 @@ func (c *client) setup(s *session, settle context.Context) bool {
 			c.qpks = append(c.qpks, pkOf(rep.data))
 		}
 		if len(c.qpks) == len(c.subs) && c.cpk == "" {
-			rep, ok := c.writeCall(s, &request{}, "choices", "create", nil, map[string]any{"question_id": c.qpks[0], "choice_text": "soak"})
+			rep, ok := c.writeCall(settle, s, &request{}, "choices", "create", nil, map[string]any{"question_id": c.qpks[0], "choice_text": "soak"})
 			if !ok {
 				return false
 			}
@@ -562,7 +564,7 @@ func (c *client) final(s *session, settle context.Context) bool {
 				return false // cannot happen: no patch is in flight
 			}
 			r.id = c.newID()
-			rep, ok := c.writeCall(s, r, "questions", "patch", sub.pk, map[string]any{"question_text": patchText(c.id, j, r.seq)})
+			rep, ok := c.writeCall(settle, s, r, "questions", "patch", sub.pk, map[string]any{"question_text": patchText(c.id, j, r.seq)})
 			if !ok {
 				return false
 			}

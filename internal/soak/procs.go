@@ -34,8 +34,8 @@ func startProc(dir, name, bin string, args ...string) (*proc, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group: a Ctrl-C on the terminal reaches only the harness, which
-	// stops the children itself.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// stops the children itself; and killed with the harness, so none is left behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
