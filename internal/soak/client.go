@@ -68,6 +68,7 @@ type session struct {
 	ws      *websocket.Conn
 	done    chan struct{} // closed when the read loop ends
 	ours    atomic.Bool   // the client closed the connection itself
+	peer    atomic.Bool   // the read loop ended by the bridge's doing (close frame or error)
 	wmu     sync.Mutex    // serializes writes, so write positions are the wire order
 	writes  uint64        // guarded by wmu
 	pinged  uint64        // last write position a ping was sent after; guarded by wmu
@@ -242,6 +243,7 @@ func (c *client) readLoop(s *session) {
 			if s.ours.Load() {
 				return
 			}
+			s.peer.Store(true)
 			var ce *websocket.CloseError
 			code := websocket.CloseAbnormalClosure
 			if errors.As(err, &ce) {
@@ -616,6 +618,11 @@ func (c *client) endSession(s *session) {
 	<-s.done
 	s.mu.Lock()
 	for _, r := range s.pending {
+		if !s.peer.Load() {
+			// The client gave up (the end of -settle): it did not wait for the reply.
+			c.h.stats.add(&c.h.stats.abandoned, 1)
+			continue
+		}
 		if r.write <= s.acked {
 			c.h.stats.add(&c.h.stats.noReply, 1)
 			c.h.stats.violation("no reply to request %s of client %d (read by the bridge before it closed)", r.id, c.id)

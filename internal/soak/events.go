@@ -211,7 +211,7 @@ type stats struct {
 	events, dupEvents, outsideEvents     atomic.Int64
 	verified, lost, unverified           atomic.Int64
 	interrupted, resumed, unsettled      atomic.Int64
-	finalRetries                         atomic.Int64
+	finalRetries, abandoned              atomic.Int64
 	violations                           atomic.Int64
 	mu                                   sync.Mutex
 	statuses                             map[int]int64

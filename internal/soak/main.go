@@ -543,6 +543,7 @@ func (h *harness) report(out io.Writer, elapsed time.Duration) bool {
 	}
 	row("no reply (read by the bridge)", r.NoReply, "must be 0")
 	row("unanswered, crossing a close", r.Crossed, "not provable either way")
+	row("unanswered when the client gave up", st.abandoned.Load(), "end of -settle")
 	row("duplicate replies", r.Duplicates, "must be 0")
 	row("final patches retried after 503/504", st.finalRetries.Load(), "")
 	row("connects / failed dials", fmt.Sprintf("%d / %d", r.Connects, r.DialFailures), "")
