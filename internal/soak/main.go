@@ -54,7 +54,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.DurationVar(&c.duration, "duration", 5*time.Minute, "how long the load runs")
 	fs.StringVar(&faults, "faults", "backend,bridge,both", "faults injected in turn: some of backend (SIGKILL and restart), bridge (SIGTERM, a new one takes over), both; or none")
 	fs.DurationVar(&c.interval, "fault-interval", 20*time.Second, "time between faults")
-	fs.DurationVar(&c.settle, "settle", 90*time.Second, "after the load, how long connections get to reconnect, resubscribe and pass the final check")
+	fs.DurationVar(&c.settle, "settle", 0, "after the load, how long connections get to reconnect, resubscribe and pass the final check (0: 60s + 20ms per connection)")
 	fs.DurationVar(&c.drain, "drain-timeout", 20*time.Second, "the bridge's -drain-timeout; longer than its -call-timeout (10s), so that a drain never cuts a call short")
 	fs.StringVar(&c.bridgeBin, "bridge-bin", "", "bridge binary (required)")
 	fs.StringVar(&c.backendBin, "backend-bin", "", "example backend binary (required)")
@@ -66,6 +66,9 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.settle == 0 {
+		c.settle = 60*time.Second + time.Duration(c.conns)*20*time.Millisecond
 	}
 	if c.sourceAddrs == 0 {
 		c.sourceAddrs = (c.conns + 1999) / 2000
@@ -156,6 +159,7 @@ type harness struct {
 	sample   sample
 	panics   int
 	races    int
+	choices  []string
 }
 
 // sample is the current bridge's resource use: at its start, the peak, and at the end.
@@ -166,6 +170,22 @@ type sample struct {
 	hasG                                  bool
 	peakConns, peakSubs, peakUp           float64
 	endConns, endSubs, endUp              float64
+}
+
+func (h *harness) addChoice(pk string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.choices = append(h.choices, pk)
+}
+
+// choice picks one of the choices created so far, or "" if there is none yet.
+func (h *harness) choice(n int) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.choices) == 0 {
+		return ""
+	}
+	return h.choices[n%len(h.choices)]
 }
 
 func (h *harness) bridgeAddr() string {
