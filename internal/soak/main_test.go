@@ -1,0 +1,155 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// The whole harness runs against the real processes in scripts/test (a brief run) and in
+// docs/reliability.md; these tests pin the accounting that decides pass or fail.
+
+func TestParseFlagsNamesTheBadFlag(t *testing.T) {
+	req := []string{"-bridge-bin", "b", "-backend-bin", "k", "-dir", "d"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-conns", "0"}, "-conns"},
+		{[]string{"-subs", "0"}, "-subs"},
+		{[]string{"-rate", "0"}, "-rate"},
+		{[]string{"-faults", "network"}, "-faults"},
+		{[]string{"-source-addrs", "300"}, "-source-addrs"},
+		{nil, "-bridge-bin"},
+	} {
+		args := tc.args
+		if tc.want != "-bridge-bin" {
+			args = append(append([]string{}, req...), args...)
+		}
+		_, err := parseFlags(args, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("parseFlags(%q) = %v, want one line naming %s", tc.args, err, tc.want)
+		}
+	}
+	c, err := parseFlags(append(req, "-conns", "10000", "-faults", "none"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.sourceAddrs != 5 || len(c.faults) != 0 {
+		t.Errorf("source addrs %d, faults %v; want 5 and none", c.sourceAddrs, c.faults)
+	}
+}
+
+// patch acknowledges patch seq of s as the client would see its 200.
+func patch(b *book, s *subState) int {
+	r := b.startPatch(s)
+	b.patched(s, r, 200)
+	return r.seq
+}
+
+func TestBookWindows(t *testing.T) {
+	st := &stats{}
+	b := &book{st: st}
+	s := &subState{client: 7, index: 1, pk: "42"}
+	ev := func(seq int) { b.event(s, patchText(7, 1, seq)) }
+
+	b.confirmed(s)
+	p1, p2, p3 := patch(b, s), patch(b, s), patch(b, s)
+	ev(p1)
+	ev(p3) // p2 missing while a later change arrived: lost
+	p4 := patch(b, s)
+	b.notice(s, 503, json.RawMessage(`null`)) // p4's event may have died with the backend
+	_ = p4
+	if got := [3]int64{st.verified.Load(), st.lost.Load(), st.unverified.Load()}; got != [3]int64{2, 1, 1} {
+		t.Errorf("after the first window verified/lost/unverified = %v, want [2 1 1]", got)
+	}
+	if p2 != 2 {
+		t.Fatalf("sequence %d", p2)
+	}
+
+	// A change made during the outage is not expected; one delivered twice is a duplicate.
+	p5 := patch(b, s)
+	b.notice(s, 200, json.RawMessage(`{"action":"update","resumed":true}`))
+	ev(p5)
+	p6 := patch(b, s)
+	ev(p6)
+	ev(p6)
+	if st.dupEvents.Load() != 1 {
+		t.Errorf("duplicates %d, want 1", st.dupEvents.Load())
+	}
+	// The final window is strict: a change answered 200 whose event never came is lost.
+	p7 := patch(b, s)
+	_ = p7
+	b.closeWindow(s, true)
+	if got := [3]int64{st.verified.Load(), st.lost.Load(), st.unverified.Load()}; got != [3]int64{3, 2, 1} {
+		t.Errorf("at the end verified/lost/unverified = %v, want [3 2 1]", got)
+	}
+
+	// An event of a change the client did not make, and a resumed while live, are violations.
+	before := st.violations.Load()
+	b.confirmed(s)
+	b.event(s, "soak c8 q1 n1")
+	b.notice(s, 200, json.RawMessage(`{"resumed":true}`))
+	if st.violations.Load()-before != 2 {
+		t.Errorf("violations %d, want 2", st.violations.Load()-before)
+	}
+}
+
+// A patch answered after its window ended is not expected in the next one.
+func TestBookPatchAcrossOutage(t *testing.T) {
+	st := &stats{}
+	b := &book{st: st}
+	s := &subState{client: 1, index: 0, pk: "1"}
+	b.confirmed(s)
+	r := b.startPatch(s)
+	if b.startPatch(s) != nil {
+		t.Fatal("a second patch started while one is in flight")
+	}
+	b.notice(s, 503, nil)
+	b.notice(s, 200, json.RawMessage(`{"resumed":true}`))
+	b.patched(s, r, 200)
+	b.closeWindow(s, true)
+	if st.lost.Load() != 0 || st.verified.Load() != 0 {
+		t.Errorf("lost %d verified %d, want 0 0", st.lost.Load(), st.verified.Load())
+	}
+}
+
+func TestParsePatchText(t *testing.T) {
+	if n, ok := parsePatchText(patchText(12, 3, 45), 12, 3); !ok || n != 45 {
+		t.Errorf("got %d %v", n, ok)
+	}
+	for _, s := range []string{patchText(1, 3, 45), patchText(12, 3, 45) + "x", "soak c12 q3 n"} {
+		if _, ok := parsePatchText(s, 12, 3); ok {
+			t.Errorf("%q parsed", s)
+		}
+	}
+}
+
+// The final check waits for an event only while the window it was owed in lasts.
+func TestWaitSeenEndsWithTheWindow(t *testing.T) {
+	b := &book{st: &stats{}}
+	s := &subState{client: 2, index: 0, pk: "5"}
+	b.confirmed(s)
+	r := b.startPatch(s)
+	b.patched(s, r, 200)
+	if !r.counted {
+		t.Fatal("a patch answered 200 in a live window is not owed")
+	}
+	never := make(chan struct{})
+	go b.notice(s, 503, nil)
+	if seen, ended := b.waitSeen(s, r.seq, r.win, never, never); seen || !ended {
+		t.Fatalf("after a notice: seen %v ended %v, want false true", seen, ended)
+	}
+	b.notice(s, 200, json.RawMessage(`{"resumed":true}`))
+	r = b.startPatch(s)
+	b.patched(s, r, 200)
+	go b.event(s, patchText(2, 0, r.seq))
+	if seen, _ := b.waitSeen(s, r.seq, r.win, never, never); !seen {
+		t.Fatal("the event was not seen")
+	}
+}
