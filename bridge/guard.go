@@ -127,12 +127,13 @@ func (c *conn) refuse(frame []byte, e *Error) {
 
 // initKeepAlive arms a new connection's idle deadline and its pong and ping handlers.
 func (c *conn) initKeepAlive() {
-	if c.srv.opts.security.idleTimeout <= 0 {
-		return
-	}
-	c.extendRead()
-	c.ws.SetPongHandler(func(string) error { c.extendRead(); return nil })
+	// Once the connection is closing, frames read are discarded unanswered, so a pong would
+	// tell the client that frames it sent before the ping were read and will be answered.
+	// No pong then: the close frame follows.
 	c.ws.SetPingHandler(func(data string) error {
+		if c.isClosing() {
+			return nil
+		}
 		c.extendRead()
 		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 		var ne net.Error
@@ -141,6 +142,11 @@ func (c *conn) initKeepAlive() {
 		}
 		return err
 	})
+	if c.srv.opts.security.idleTimeout <= 0 {
+		return
+	}
+	c.extendRead()
+	c.ws.SetPongHandler(func(string) error { c.extendRead(); return nil })
 }
 
 // extendRead pushes the idle deadline back, unless the connection is closing: then the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,8 +20,8 @@ import (
 
 // TestShutdownUnderLoad: Shutdown while several clients send requests as fast as the
 // bridge reads them. Each run must end every connection with 1001, answer no request
-// twice, answer every request it reads after the drain started with 503, and return
-// cleanly; 50 runs, 4 connections with 16 requests in flight each, since the race it guards against (a request starting while Shutdown
+// twice, answer every request it reads after the drain started with 503 (and every request
+// followed by a ping it answered), and return cleanly; 50 runs, 4 connections with 16 requests in flight each, since the race it guards against (a request starting while Shutdown
 // waits for the requests in flight) shows only now and then.
 func TestShutdownUnderLoad(t *testing.T) {
 	b := startBackend(t)
@@ -53,9 +54,10 @@ func shutdownUnderLoad(t *testing.T, b *backend, run int) {
 
 	const conns = 4
 	type result struct {
-		code    int
-		replies map[string]int // request_id → replies
-		bad     []string
+		code     int
+		replies  map[string]int // request_id → replies
+		bad      []string
+		lastPong int // the highest request number followed by a ping the bridge answered
 	}
 	results := make([]result, conns)
 	busy := make(chan struct{}, conns) // one value per connection that has had replies
@@ -67,6 +69,16 @@ func shutdownUnderLoad(t *testing.T, b *backend, run int) {
 		}
 		res := &results[i]
 		res.replies = map[string]int{}
+		res.lastPong = -1
+		// Each request is followed by a ping carrying its number. The bridge reads frames in
+		// order and answers pings only until it decides to close, so a pong proves that the
+		// requests before it were read while they could still be answered.
+		ws.SetPongHandler(func(data string) error {
+			if n, err := strconv.Atoi(data); err == nil && n > res.lastPong {
+				res.lastPong = n
+			}
+			return nil
+		})
 		wg.Add(2)
 		stop := make(chan struct{})
 		slots := make(chan struct{}, 16) // requests in flight on this connection
@@ -80,6 +92,9 @@ func shutdownUnderLoad(t *testing.T, b *backend, run int) {
 				}
 				msg := fmt.Sprintf(`{"stream":"questions","payload":{"action":"retrieve","pk":1,"request_id":"c%d-%d"}}`, i, n)
 				if ws.WriteMessage(websocket.TextMessage, []byte(msg)) != nil {
+					return
+				}
+				if ws.WriteControl(websocket.PingMessage, []byte(strconv.Itoa(n)), time.Now().Add(10*time.Second)) != nil {
 					return
 				}
 			}
@@ -143,6 +158,11 @@ func shutdownUnderLoad(t *testing.T, b *backend, run int) {
 		for id, n := range r.replies {
 			if n != 1 {
 				t.Errorf("run %d: request %s answered %d times", run, id, n)
+			}
+		}
+		for n := 0; n <= r.lastPong; n++ {
+			if id := fmt.Sprintf("c%d-%d", i, n); r.replies[id] == 0 {
+				t.Errorf("run %d: request %s was read before a ping the bridge answered, but got no reply", run, id)
 			}
 		}
 		if len(r.bad) > 0 {
