@@ -3,6 +3,7 @@ package bridge
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 )
 
 // Stats are the bridge's gauges at one moment.
@@ -32,5 +33,6 @@ func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	fmt.Fprintf(w, "# HELP wsbridge_connections Open WebSocket connections.\n# TYPE wsbridge_connections gauge\nwsbridge_connections %d\n", st.Connections)
 	fmt.Fprintf(w, "# HELP wsbridge_subscriptions Client subscriptions.\n# TYPE wsbridge_subscriptions gauge\nwsbridge_subscriptions %d\n", st.Subscriptions)
+	fmt.Fprintf(w, "# HELP go_goroutines Goroutines of the bridge process: flat when connections are; growth is a leak.\n# TYPE go_goroutines gauge\ngo_goroutines %d\n", runtime.NumGoroutine())
 	fmt.Fprintf(w, "# HELP wsbridge_upstream_streams Upstream Subscribe streams, shared by identical subscriptions.\n# TYPE wsbridge_upstream_streams gauge\nwsbridge_upstream_streams %d\n", st.UpstreamStreams)
 }

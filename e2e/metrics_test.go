@@ -33,6 +33,7 @@ func TestMetricsCountUpstreamStreams(t *testing.T) {
 		{"wsbridge_connections", "Open WebSocket connections."},
 		{"wsbridge_subscriptions", "Client subscriptions."},
 		{"wsbridge_upstream_streams", "Upstream Subscribe streams, shared by identical subscriptions."},
+		{"go_goroutines", "Goroutines of the bridge process: flat when connections are; growth is a leak."},
 	} {
 		want := "# HELP " + g.name + " " + g.help + "\n# TYPE " + g.name + " gauge\n" + g.name + " "
 		if !strings.Contains(m, want) {
