@@ -28,6 +28,16 @@ type Broker interface {
 	Close() error
 }
 
+// FilteredBroker is a Broker that can apply a Filter before it hands an event to a
+// subscription, so an event wakes only the subscribers it matches. Serve uses it when the
+// broker has it: with thousands of subscriptions on one topic, each on its own key, a
+// publish then costs the matching subscriptions, not all of them.
+type FilteredBroker interface {
+	Broker
+	// SubscribeFiltered is Subscribe, delivering only the events f matches.
+	SubscribeFiltered(ctx context.Context, topic string, f Filter) (Subscription, error)
+}
+
 // Subscription is one subscriber's stream of events on one topic.
 type Subscription interface {
 	// Events delivers the topic's events in publish order. It is closed

@@ -23,10 +23,51 @@ type memTopic struct {
 	// mu serialises publishers on the topic so that all its subscribers
 	// see one order. Held with the broker's mu shared.
 	mu   sync.Mutex
-	subs map[*memSub]struct{}
+	subs map[*memSub]struct{} // every live subscription of the topic
+	// Subscriptions by the key their filter names ("" for any key), so that a publish
+	// visits only the subscriptions that can match it.
+	byPK map[string]map[*memSub]struct{}
 }
 
-var _ Broker = (*MemoryBroker)(nil)
+func (t *memTopic) add(s *memSub) {
+	t.subs[s] = struct{}{}
+	m := t.byPK[s.filter.PK]
+	if m == nil {
+		m = make(map[*memSub]struct{})
+		t.byPK[s.filter.PK] = m
+	}
+	m[s] = struct{}{}
+}
+
+func (t *memTopic) delete(s *memSub) {
+	delete(t.subs, s)
+	if m := t.byPK[s.filter.PK]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(t.byPK, s.filter.PK)
+		}
+	}
+}
+
+// deliver hands ev to the subscriptions of set that match it, ending those whose buffer
+// is full. It reports whether it ended any.
+func (t *memTopic) deliver(set map[*memSub]struct{}, ev Event) (slow bool) {
+	for s := range set {
+		if !s.filter.Match(ev) {
+			continue
+		}
+		select {
+		case s.ch <- ev:
+		default:
+			t.delete(s)
+			s.end(ErrSlowSubscriber)
+			slow = true
+		}
+	}
+	return slow
+}
+
+var _ FilteredBroker = (*MemoryBroker)(nil)
 
 // NewMemoryBroker returns an in-process broker.
 func NewMemoryBroker(opts ...Option) *MemoryBroker {
@@ -54,16 +95,10 @@ func (b *MemoryBroker) Publish(ctx context.Context, topic string, ev Event) erro
 		b.mu.RUnlock()
 		return nil
 	}
-	slow := false
 	t.mu.Lock()
-	for s := range t.subs {
-		select {
-		case s.ch <- ev:
-		default:
-			delete(t.subs, s)
-			s.end(ErrSlowSubscriber)
-			slow = true
-		}
+	slow := t.deliver(t.byPK[""], ev)
+	if ev.PK != "" && t.deliver(t.byPK[ev.PK], ev) {
+		slow = true
 	}
 	empty := slow && len(t.subs) == 0
 	t.mu.Unlock()
@@ -79,10 +114,16 @@ func (b *MemoryBroker) Publish(ctx context.Context, topic string, ev Event) erro
 
 // Subscribe registers a subscription on topic; it ends when ctx is done.
 func (b *MemoryBroker) Subscribe(ctx context.Context, topic string) (Subscription, error) {
+	return b.SubscribeFiltered(ctx, topic, Filter{})
+}
+
+// SubscribeFiltered is Subscribe, delivering only the events f matches. A publish visits
+// only the subscriptions whose filter names its key or no key.
+func (b *MemoryBroker) SubscribeFiltered(ctx context.Context, topic string, f Filter) (Subscription, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s := &memSub{b: b, topic: topic, ch: make(chan Event, b.bufSize)}
+	s := &memSub{b: b, topic: topic, filter: f, ch: make(chan Event, b.bufSize)}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -90,10 +131,10 @@ func (b *MemoryBroker) Subscribe(ctx context.Context, topic string) (Subscriptio
 	}
 	t := b.topics[topic]
 	if t == nil {
-		t = &memTopic{subs: make(map[*memSub]struct{})}
+		t = &memTopic{subs: make(map[*memSub]struct{}), byPK: make(map[string]map[*memSub]struct{})}
 		b.topics[topic] = t
 	}
-	t.subs[s] = struct{}{}
+	t.add(s)
 	s.stop = context.AfterFunc(ctx, func() { s.remove(ctx.Err()) })
 	return s, nil
 }

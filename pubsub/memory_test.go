@@ -319,3 +319,39 @@ func TestMemoryChurn(t *testing.T) {
 		t.Fatalf("Publish after Close: %v", err)
 	}
 }
+
+// SubscribeFiltered delivers only what the filter matches, and a publish never touches a
+// subscription it does not match: a subscription on another key, with a buffer of one, is
+// not ended as slow by events of other keys.
+func TestMemorySubscribeFiltered(t *testing.T) {
+	b := pubsub.NewMemoryBroker(pubsub.WithBufferSize(1))
+	defer b.Close()
+	sub := func(f pubsub.Filter) pubsub.Subscription {
+		s, err := b.SubscribeFiltered(context.Background(), "t", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Close)
+		return s
+	}
+	one := sub(pubsub.Filter{PK: "1"})
+	oneUpdates := sub(pubsub.Filter{PK: "1", Actions: []string{"update"}})
+	two := sub(pubsub.Filter{PK: "2"})
+
+	for i := range 5 { // five events of key 3: none for these three subscriptions
+		publish(t, b, "t", ev("update", fmt.Sprint(3+i*10)))
+	}
+	publish(t, b, "t", ev("create", "1"))
+	sameEvent(t, next(t, one), ev("create", "1"))
+	publish(t, b, "t", ev("update", "1"))
+	sameEvent(t, next(t, one), ev("update", "1"))
+	sameEvent(t, next(t, oneUpdates), ev("update", "1"))
+	publish(t, b, "t", ev("delete", "2"))
+	sameEvent(t, next(t, two), ev("delete", "2"))
+	// Every one of them is still live, and its next event is the marker of its own filter:
+	// nothing else reached it.
+	publish(t, b, "t", ev("update", "2"), ev("update", "1"))
+	sameEvent(t, next(t, two), ev("update", "2"))
+	sameEvent(t, next(t, one), ev("update", "1"))
+	sameEvent(t, next(t, oneUpdates), ev("update", "1"))
+}

@@ -5,10 +5,11 @@ import "sync"
 // memSub is a MemoryBroker subscription. It is in its topic's subs exactly
 // while it is live; it leaves them and ends in the same critical section.
 type memSub struct {
-	b     *MemoryBroker
-	topic string
-	ch    chan Event
-	stop  func() bool // stops the context watch; set before any end
+	b      *MemoryBroker
+	topic  string
+	filter Filter
+	ch     chan Event
+	stop   func() bool // stops the context watch; set before any end
 
 	mu  sync.Mutex // guards err, which Err may read at any time
 	err error
@@ -37,7 +38,7 @@ func (s *memSub) remove(err error) {
 	if _, ok := t.subs[s]; !ok {
 		return
 	}
-	delete(t.subs, s)
+	t.delete(s)
 	s.end(err)
 	b.dropIfEmpty(s.topic, t)
 }

@@ -23,7 +23,13 @@ import (
 // skipped, which lets a backend apply checks a Filter cannot express.
 func Serve[T any](stream grpc.ServerStreamingServer[T], b Broker, topic string, f Filter, toMsg func(Event) (*T, error)) error {
 	ctx := stream.Context()
-	sub, err := b.Subscribe(ctx, topic)
+	var sub Subscription
+	var err error
+	if fb, ok := b.(FilteredBroker); ok {
+		sub, err = fb.SubscribeFiltered(ctx, topic, f)
+	} else {
+		sub, err = b.Subscribe(ctx, topic)
+	}
 	if err != nil {
 		return endStatus(ctx, err)
 	}
