@@ -55,6 +55,11 @@
 // github.com/wsbridge/wsbridge/pubsub/natsbroker, so that a change made on
 // one replica reaches subscribers connected to any of them.
 //
+// A Broker that also implements [FilteredBroker] applies the [Filter] itself, before it
+// hands an event over; [MemoryBroker] does, indexed by key, so a change wakes only the
+// subscriptions that watch its key or every key, however many watch other keys. [Serve]
+// uses it when it is there, and filters itself otherwise.
+//
 // # Shutdown
 //
 // Closing the Broker ends every subscription with [ErrClosed]; [Serve] then
