@@ -373,6 +373,8 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			batch[i].release()
 			if err != nil {
+				// No close frame can follow a failed write: the client sees 1006. Say why.
+				c.srv.opts.logger.Info("connection lost: write failed", "err", err)
 				for j := i + 1; j < len(batch); j++ {
 					batch[j].release()
 				}
