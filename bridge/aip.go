@@ -395,6 +395,9 @@ func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, pag
 		}
 	}
 
+	data = dropDataPK(r, data, len(a.keyPath) > 0, func(k []byte) bool {
+		return (a.data != nil && fieldByKey(a.data.Message().Fields(), k) != nil) || fieldByKey(a.req.Fields(), k) != nil
+	})
 	var body, rest []byte
 	var bodyKeys []protoreflect.FieldDescriptor
 	var unknown *Error

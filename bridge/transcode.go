@@ -47,6 +47,7 @@ func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, 
 	if a.data != nil {
 		target = msg.Mutable(a.data).Message()
 	}
+	data = dropDataPK(r, data, a.pk != nil, func(k []byte) bool { return fieldByKey(target.Descriptor().Fields(), k) != nil })
 	if data != nil {
 		if e := checkKnownFields(target.Descriptor(), data); e != nil {
 			return nil, pg, e
