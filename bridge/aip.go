@@ -544,14 +544,14 @@ func (s *Server) readCursor(data []byte) (pg page, token, rest []byte, e *Error)
 
 // appendCursorMeta is a cursor-paginated list's meta: the page size asked for, then the
 // response's scalars (next_page_token, total_size when the response has it).
-func appendCursorMeta(b []byte, a *action, resp *dynamicpb.Message, pg page) []byte {
+func appendCursorMeta(b []byte, a *action, resp *dynamicpb.Message, pg page, num bool) []byte {
 	b = append(b, `{"page_size":`...)
 	b = strconv.AppendInt(b, pg.size, 10)
 	for _, f := range a.meta {
 		b = append(b, ',')
 		b = appendJSONString(b, string(f.Name()))
 		b = append(b, ':')
-		b = appendScalar(b, f, resp.Get(f))
+		b = appendScalar(b, f, resp.Get(f), num)
 	}
 	return append(b, '}')
 }

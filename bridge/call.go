@@ -87,7 +87,7 @@ func (c *conn) call(res *resource, a *action, r *request) {
 
 	data := getBuf()
 	var err error
-	*data, err = appendResponseData(*data, a, resp)
+	*data, err = appendResponseDataAs(*data, a, resp, c.srv.opts.int64AsNumber)
 	if err != nil {
 		putBuf(data)
 		c.replyError(r, newError(http.StatusBadGateway, "The backend's response could not be encoded: "+err.Error()))
@@ -95,7 +95,7 @@ func (c *conn) call(res *resource, a *action, r *request) {
 	}
 	var meta []byte
 	if a.kind == kindList {
-		meta = appendMeta(nil, a, resp, pg)
+		meta = appendMeta(nil, a, resp, pg, c.srv.opts.int64AsNumber)
 	}
 	status := http.StatusOK
 	if a.kind == kindCreate {

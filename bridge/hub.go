@@ -601,7 +601,7 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 		if up.key.hasPK && sm.pk == nil && ev.Get(sm.evPK).String() != up.key.pk {
 			continue // the backend's Subscribe has no pk filter: the key is checked only here
 		}
-		head, err := encodeEvent(up, ev, action, model)
+		head, err := encodeEvent(up, ev, action, model, h.srv.opts.int64AsNumber)
 		if err != nil {
 			h.srv.opts.logger.Error("cannot encode event", "stream", up.key.stream, "err", err)
 			continue
@@ -619,7 +619,7 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 }
 
 // encodeEvent builds the part of an event frame shared by all subscribers.
-func encodeEvent(up *upstream, ev *dynamicpb.Message, action string, model []byte) ([]byte, error) {
+func encodeEvent(up *upstream, ev *dynamicpb.Message, action string, model []byte, num bool) ([]byte, error) {
 	sm := up.res.subscribe
 	b := make([]byte, 0, 256)
 	b = append(b, `{"stream":`...)
@@ -628,13 +628,13 @@ func encodeEvent(up *upstream, ev *dynamicpb.Message, action string, model []byt
 	b = appendJSONString(b, action)
 	b = append(b, `,"pk":`...)
 	if sm.evPK != nil {
-		b = appendScalar(b, sm.evPK, ev.Get(sm.evPK))
+		b = appendScalar(b, sm.evPK, ev.Get(sm.evPK), num)
 	} else {
 		b = append(b, "null"...)
 	}
 	b = append(b, `,"data":`...)
 	var err error
-	if b, err = marshalJSON.MarshalAppend(b, ev.Get(sm.evData).Message().Interface()); err != nil {
+	if b, err = marshalAppend(b, ev.Get(sm.evData).Message().Interface(), num); err != nil {
 		return nil, err
 	}
 	b = append(b, `,"model":`...)
