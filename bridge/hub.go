@@ -698,20 +698,28 @@ func encodeEvent(up *upstream, ev *dynamicpb.Message, action string, model []byt
 		b = append(b, "null"...)
 	}
 	b = append(b, `,"data":`...)
-	data, err := marshalAppend(nil, ev.Get(sm.evData).Message().Interface(), num)
-	if err != nil {
-		return nil, err
-	}
-	if up.key.instance && action == "delete" && sm.evPK != nil && data[0] == '{' && !hasMember(data, "pk") {
-		// DCRF's clients find a deleted instance by data.pk.
-		b = append(b, `{"pk":`...)
-		b = appendScalar(b, sm.evPK, ev.Get(sm.evPK), num)
-		if rest := data[skipSpace(data, 1):]; rest[0] != '}' {
-			b = append(b, ',')
+	msg := ev.Get(sm.evData).Message().Interface()
+	if !up.key.instance || action != "delete" || sm.evPK == nil {
+		var err error
+		if b, err = marshalAppend(b, msg, num); err != nil {
+			return nil, err
 		}
-		data = data[skipSpace(data, 1):]
+	} else {
+		// DCRF's clients find a deleted instance by data.pk: it goes first in data, unless
+		// the resource has a field of that name.
+		data, err := marshalAppend(nil, msg, num)
+		if err != nil {
+			return nil, err
+		}
+		if data[0] == '{' && !hasMember(data, "pk") {
+			b = append(b, `{"pk":`...)
+			b = appendScalar(b, sm.evPK, ev.Get(sm.evPK), num)
+			if data = data[skipSpace(data, 1):]; data[0] != '}' {
+				b = append(b, ',')
+			}
+		}
+		b = append(b, data...)
 	}
-	b = append(b, data...)
 	b = append(b, `,"model":`...)
 	b = append(b, model...)
 	return b, nil
