@@ -395,6 +395,9 @@ func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, pag
 		}
 	}
 
+	data = dropDataPK(r, data, len(a.keyPath) > 0, func(k []byte) bool {
+		return (a.data != nil && fieldByKey(a.data.Message().Fields(), k) != nil) || fieldByKey(a.req.Fields(), k) != nil
+	})
 	var body, rest []byte
 	var bodyKeys []protoreflect.FieldDescriptor
 	var unknown *Error
@@ -541,14 +544,14 @@ func (s *Server) readCursor(data []byte) (pg page, token, rest []byte, e *Error)
 
 // appendCursorMeta is a cursor-paginated list's meta: the page size asked for, then the
 // response's scalars (next_page_token, total_size when the response has it).
-func appendCursorMeta(b []byte, a *action, resp *dynamicpb.Message, pg page) []byte {
+func appendCursorMeta(b []byte, a *action, resp *dynamicpb.Message, pg page, num bool) []byte {
 	b = append(b, `{"page_size":`...)
 	b = strconv.AppendInt(b, pg.size, 10)
 	for _, f := range a.meta {
 		b = append(b, ',')
 		b = appendJSONString(b, string(f.Name()))
 		b = append(b, ':')
-		b = appendScalar(b, f, resp.Get(f))
+		b = appendScalar(b, f, resp.Get(f), num)
 	}
 	return append(b, '}')
 }

@@ -34,9 +34,18 @@ func (c *conn) route(frame []byte, r *request) (*resource, *action) {
 		return nil, nil
 	}
 	name, _ := jsonString(r.action)
+	// DCRF's subscribe_instance and unsubscribe_instance (docs/protocol.md) are subscribe and
+	// unsubscribe to permissions.
+	perm := name
+	switch name {
+	case "subscribe_instance":
+		perm = "subscribe"
+	case "unsubscribe_instance":
+		perm = "unsubscribe"
+	}
 	// Permissions come before the action lookup: a denied client learns nothing about
 	// which actions exist (permission.go).
-	if !c.permitted(res, name, r) {
+	if !c.permitted(res, perm, r) {
 		c.replyError(r, errPermission)
 		return nil, nil
 	}
@@ -46,6 +55,12 @@ func (c *conn) route(frame []byte, r *request) (*resource, *action) {
 		return nil, nil
 	case "unsubscribe":
 		c.srv.hub.unsubscribe(c, res, r)
+		return nil, nil
+	case "subscribe_instance":
+		c.srv.hub.subscribeInstance(c, res, r)
+		return nil, nil
+	case "unsubscribe_instance":
+		c.srv.hub.unsubscribeInstance(c, res, r)
 		return nil, nil
 	}
 	a := res.actions[name]
@@ -87,7 +102,7 @@ func (c *conn) call(res *resource, a *action, r *request) {
 
 	data := getBuf()
 	var err error
-	*data, err = appendResponseData(*data, a, resp)
+	*data, err = appendResponseDataAs(*data, a, resp, c.srv.opts.int64AsNumber)
 	if err != nil {
 		putBuf(data)
 		c.replyError(r, newError(http.StatusBadGateway, "The backend's response could not be encoded: "+err.Error()))
@@ -95,7 +110,7 @@ func (c *conn) call(res *resource, a *action, r *request) {
 	}
 	var meta []byte
 	if a.kind == kindList {
-		meta = appendMeta(nil, a, resp, pg)
+		meta = appendMeta(nil, a, resp, pg, c.srv.opts.int64AsNumber)
 	}
 	status := http.StatusOK
 	if a.kind == kindCreate {

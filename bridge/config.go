@@ -18,10 +18,15 @@ import (
 //	        "actions": {"retrieve": "allow_any", "list": "allow_any"}
 //	      }
 //	    }
-//	  }
+//	  },
+//	  "int64_as_number": true
 //	}
+//
+// int64_as_number is WithInt64AsNumber; the command's -int64-as-number flag, when given,
+// overrides it.
 type fileConfig struct {
-	Permissions *struct {
+	Int64AsNumber *bool `json:"int64_as_number"`
+	Permissions   *struct {
 		Default string `json:"default"`
 		Streams map[string]struct {
 			Default string            `json:"default"`
@@ -83,7 +88,15 @@ func ParseConfig(data []byte) (Option, error) {
 			pol.Streams[name] = sp
 		}
 	}
-	return WithPolicy(pol), nil
+	opt := WithPolicy(pol)
+	if n := fc.Int64AsNumber; n != nil {
+		policy := opt
+		opt = optionFunc(func(o *options) {
+			policy.apply(o)
+			o.int64AsNumber = *n
+		})
+	}
+	return opt, nil
 }
 
 // checkPolicy warns about configured streams the catalog does not have: most likely typos.

@@ -13,6 +13,7 @@ type request struct {
 	pk        []byte
 	data      []byte
 	requestID []byte
+	dataPK    bool // pk came from data.pk (the original README's form); see dropDataPK
 }
 
 // decodeRequest reads the envelope of a request frame. On a malformed frame it returns a
@@ -94,7 +95,24 @@ func decodeRequest(frame []byte) (request, *Error) {
 	if isNull(r.data) {
 		r.data = nil
 	}
-	if keyIs(r.action, "subscribe") {
+	// The original channels-api README puts the key inside data ({"action": "publish",
+	// "data": {"pk": "1"}}), and users copy that into subscribe: data.pk is the key wherever
+	// payload.pk is, and two different keys are refused rather than one silently winning.
+	if r.data != nil && r.data[0] == '{' {
+		var dpk []byte
+		eachMember(r.data, func(k, v []byte) {
+			if keyIs(k, "pk") && !isNull(v) {
+				dpk = v
+			}
+		})
+		if dpk != nil {
+			if r.pk != nil && !samePK(r.pk, dpk) {
+				return r, errPKConflict
+			}
+			r.pk, r.dataPK = dpk, true
+		}
+	}
+	if keyIs(r.action, "subscribe") || keyIs(r.action, "subscribe_instance") {
 		// A subscription keeps its pk and data.action as sent, so they are bounded too.
 		if len(r.pk) > MaxRequestIDBytes {
 			return r, errNotFound
@@ -110,6 +128,46 @@ func decodeRequest(frame []byte) (request, *Error) {
 		}
 	}
 	return r, nil
+}
+
+var errPKConflict = &Error{Status: 400, Fields: []FieldError{{Field: "pk", Messages: []string{
+	"payload.pk and data.pk differ: send the key once, in either place.",
+}}}}
+
+// samePK reports whether two raw JSON keys name the same key: 1 and "1" do.
+func samePK(a, b []byte) bool {
+	ta, oka := jsonScalarText(a)
+	tb, okb := jsonScalarText(b)
+	if oka && okb {
+		return ta == tb
+	}
+	return string(a) == string(b)
+}
+
+// dropDataPK returns data without its pk member when decodeRequest took data.pk as the
+// request's key and has (the fields of the message data fills) has no field of that name:
+// the key then reaches the backend through the key field instead. Otherwise data is returned
+// as sent, so a data.pk the action cannot use is still refused as an unknown field.
+func dropDataPK(r *request, data []byte, usesKey bool, has func(k []byte) bool) []byte {
+	if !r.dataPK || !usesKey || data == nil || data[0] != '{' {
+		return data
+	}
+	var out []byte
+	var dropped bool
+	eachMember(data, func(k, v []byte) {
+		if keyIs(k, "pk") && !has(k) {
+			dropped = true
+			return
+		}
+		out = appendMember(out, k, v)
+	})
+	if !dropped {
+		return data
+	}
+	if out == nil {
+		return []byte("{}")
+	}
+	return append(out, '}')
 }
 
 // MaxRequestIDBytes bounds a request_id, as raw JSON (quotes and escapes included); a longer

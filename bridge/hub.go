@@ -52,6 +52,7 @@ type subKey struct {
 	hasPK    bool
 	actions  string // sorted, comma-separated
 	identity string
+	instance bool // subscribe_instance: delete events carry data.pk (encodeEvent)
 }
 
 // connSubs are one connection's subscriptions. Guarded by hub.mu.
@@ -69,6 +70,7 @@ type subscription struct {
 	pkRaw     []byte // pk as sent, nil when absent
 	tail      []byte // `,"request_id":<id>}}`, appended to each shared event head
 	notified  bool   // got the 503 notice of the current outage; guarded by up.mu
+	instance  bool   // made by DCRF's subscribe_instance
 }
 
 type subFilter struct {
@@ -146,8 +148,7 @@ func parseEventActions(data []byte) (actionRaw []byte, acts []string, e *Error) 
 }
 
 func (h *hub) subscribe(c *conn, res *resource, r *request) {
-	sm := res.subscribe
-	if sm == nil {
+	if res.subscribe == nil {
 		c.replyError(r, errNoEvents) // aip.go
 		return
 	}
@@ -156,6 +157,32 @@ func (h *hub) subscribe(c *conn, res *resource, r *request) {
 		c.replyError(r, e)
 		return
 	}
+	h.add(c, res, r, actionRaw, acts, false)
+}
+
+// instanceActions are the events of DCRF's subscribe_instance: one resource's changes.
+var instanceActions = []string{"delete", "update"}
+
+var errPKRequired = &Error{Status: http.StatusBadRequest, Fields: []FieldError{{Field: "pk", Messages: []string{"This field is required."}}}}
+
+// subscribeInstance is djangochannelsrestframework's {"action": "subscribe_instance", "pk": 1}:
+// update and delete events of one resource, each event carrying the subscribe's request_id,
+// and a delete event's data holding pk (docs/protocol.md, "The DCRF dialect").
+func (h *hub) subscribeInstance(c *conn, res *resource, r *request) {
+	if res.subscribe == nil {
+		c.replyError(r, errNoEvents)
+		return
+	}
+	if r.pk == nil {
+		c.replyError(r, errPKRequired)
+		return
+	}
+	h.add(c, res, r, nil, instanceActions, true)
+}
+
+// add subscribes c to the events acts of res, filtered by r.pk when given.
+func (h *hub) add(c *conn, res *resource, r *request, actionRaw []byte, acts []string, instance bool) {
+	sm := res.subscribe
 	f := subFilter{actions: strings.Join(acts, ",")}
 	var pkVal protoreflect.Value
 	if r.pk != nil {
@@ -181,9 +208,10 @@ func (h *hub) subscribe(c *conn, res *resource, r *request) {
 		filter:    f,
 		actionRaw: slices.Clone(actionRaw),
 		pkRaw:     slices.Clone(r.pk),
+		instance:  instance,
 	}
 	sub.tail = append(append([]byte(`,"request_id":`), orNull(sub.requestID)...), "}}"...)
-	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, actions: f.actions, identity: c.identityKey}
+	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, actions: f.actions, identity: c.identityKey, instance: instance}
 
 	h.mu.Lock()
 	if h.closed {
@@ -234,11 +262,16 @@ func (s *subscription) confirm(resumed bool) outFrame {
 	buf := getBuf()
 	b := append(*buf, `{"stream":`...)
 	b = append(b, s.up.res.streamJSON...)
-	b = append(b, `,"payload":{"action":"subscribe","data":{"action":`...)
-	b = append(b, s.actionRaw...)
-	if s.pkRaw != nil {
-		b = append(b, `,"pk":`...)
+	if s.instance {
+		b = append(b, `,"payload":{"action":"subscribe_instance","data":{"pk":`...)
 		b = append(b, s.pkRaw...)
+	} else {
+		b = append(b, `,"payload":{"action":"subscribe","data":{"action":`...)
+		b = append(b, s.actionRaw...)
+		if s.pkRaw != nil {
+			b = append(b, `,"pk":`...)
+			b = append(b, s.pkRaw...)
+		}
 	}
 	if resumed {
 		b = append(b, `,"resumed":true`...)
@@ -253,8 +286,34 @@ func (s *subscription) confirm(resumed bool) outFrame {
 // failure is the reply (or notice) that the subscription's upstream is unavailable.
 func (s *subscription) failure(e *Error) outFrame {
 	buf := getBuf()
-	*buf = appendReply(*buf, s.up.res.streamJSON, []byte(`"subscribe"`), nil, e.appendErrors(nil), e.Status, s.requestID, nil)
+	action := []byte(`"subscribe"`)
+	if s.instance {
+		action = []byte(`"subscribe_instance"`)
+	}
+	*buf = appendReply(*buf, s.up.res.streamJSON, action, nil, e.appendErrors(nil), e.Status, s.requestID, nil)
 	return outFrame{head: *buf, buf: buf}
+}
+
+// unsubscribeInstance ends the connection's subscribe_instance subscriptions of r.pk.
+func (h *hub) unsubscribeInstance(c *conn, res *resource, r *request) {
+	if r.pk == nil {
+		c.replyError(r, errPKRequired)
+		return
+	}
+	var pk string
+	if sm := res.subscribe; sm != nil {
+		keyField := sm.pk
+		if keyField == nil {
+			keyField = sm.evPK
+		}
+		v, ok := parseKey(keyField, r.pk)
+		if !ok {
+			c.replyError(r, errNotFound)
+			return
+		}
+		pk = v.String()
+	}
+	h.end(c, res, r, func(s *subscription) bool { return s.instance && s.filter.pk == pk })
 }
 
 func (h *hub) unsubscribe(c *conn, res *resource, r *request) {
@@ -288,15 +347,21 @@ func (h *hub) unsubscribe(c *conn, res *resource, r *request) {
 		}
 	}
 
+	h.end(c, res, r, func(s *subscription) bool {
+		return (byID != nil && string(s.requestID) == string(byID)) || (byID == nil && s.filter == f)
+	})
+}
+
+// end ends c's subscriptions to res that match, and replies to r with their request_ids
+// (404 when none did).
+func (h *hub) end(c *conn, res *resource, r *request, match func(*subscription) bool) {
 	var ended [][]byte
 	var unconfirmed []*subscription
 	h.mu.Lock()
 	if c.subs != nil {
 		kept := c.subs.list[:0]
 		for _, s := range c.subs.list {
-			match := s.stream == res.stream &&
-				((byID != nil && string(s.requestID) == string(byID)) || (byID == nil && s.filter == f))
-			if !match {
+			if s.stream != res.stream || !match(s) {
 				kept = append(kept, s)
 				continue
 			}
@@ -329,7 +394,7 @@ func (h *hub) unsubscribe(c *conn, res *resource, r *request) {
 	}
 	data = append(data, "]}"...)
 	out := getBuf()
-	*out = appendReply(*out, res.streamJSON, []byte(`"unsubscribe"`), data, nil, http.StatusOK, r.requestID, nil)
+	*out = appendReply(*out, res.streamJSON, r.action, data, nil, http.StatusOK, r.requestID, nil)
 	c.reply(out)
 }
 
@@ -601,7 +666,7 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 		if up.key.hasPK && sm.pk == nil && ev.Get(sm.evPK).String() != up.key.pk {
 			continue // the backend's Subscribe has no pk filter: the key is checked only here
 		}
-		head, err := encodeEvent(up, ev, action, model)
+		head, err := encodeEvent(up, ev, action, model, h.srv.opts.int64AsNumber)
 		if err != nil {
 			h.srv.opts.logger.Error("cannot encode event", "stream", up.key.stream, "err", err)
 			continue
@@ -619,7 +684,7 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 }
 
 // encodeEvent builds the part of an event frame shared by all subscribers.
-func encodeEvent(up *upstream, ev *dynamicpb.Message, action string, model []byte) ([]byte, error) {
+func encodeEvent(up *upstream, ev *dynamicpb.Message, action string, model []byte, num bool) ([]byte, error) {
 	sm := up.res.subscribe
 	b := make([]byte, 0, 256)
 	b = append(b, `{"stream":`...)
@@ -628,14 +693,32 @@ func encodeEvent(up *upstream, ev *dynamicpb.Message, action string, model []byt
 	b = appendJSONString(b, action)
 	b = append(b, `,"pk":`...)
 	if sm.evPK != nil {
-		b = appendScalar(b, sm.evPK, ev.Get(sm.evPK))
+		b = appendScalar(b, sm.evPK, ev.Get(sm.evPK), num)
 	} else {
 		b = append(b, "null"...)
 	}
 	b = append(b, `,"data":`...)
-	var err error
-	if b, err = marshalJSON.MarshalAppend(b, ev.Get(sm.evData).Message().Interface()); err != nil {
-		return nil, err
+	msg := ev.Get(sm.evData).Message().Interface()
+	if !up.key.instance || action != "delete" || sm.evPK == nil {
+		var err error
+		if b, err = marshalAppend(b, msg, num); err != nil {
+			return nil, err
+		}
+	} else {
+		// DCRF's clients find a deleted instance by data.pk: it goes first in data, unless
+		// the resource has a field of that name.
+		data, err := marshalAppend(nil, msg, num)
+		if err != nil {
+			return nil, err
+		}
+		if data[0] == '{' && !hasMember(data, "pk") {
+			b = append(b, `{"pk":`...)
+			b = appendScalar(b, sm.evPK, ev.Get(sm.evPK), num)
+			if data = data[skipSpace(data, 1):]; data[0] != '}' {
+				b = append(b, ',')
+			}
+		}
+		b = append(b, data...)
 	}
 	b = append(b, `,"model":`...)
 	b = append(b, model...)
@@ -660,4 +743,11 @@ func (b *backoff) wait(ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// hasMember reports whether the JSON object obj has the key name.
+func hasMember(obj []byte, name string) bool {
+	found := false
+	eachMember(obj, func(k, _ []byte) { found = found || keyIs(k, name) })
+	return found
 }

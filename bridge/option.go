@@ -49,6 +49,7 @@ type options struct {
 	security       securityOptions // authentication, permissions, hardening (security_option.go)
 	schemaOff      bool            // WithSchema(false): no /schema (schema.go)
 	debugPage      bool            // WithDebugPage(true): serve /debug/ (debug.go)
+	int64AsNumber  bool            // WithInt64AsNumber(true) (int64json.go)
 }
 
 func defaultOptions() options {
@@ -173,4 +174,13 @@ func WithRefresh(interval time.Duration) Option {
 // WithLogger sets the logger. Default slog.Default().
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(o *options) { o.logger = l })
+}
+
+// WithInt64AsNumber makes replies and events write 64-bit integers (int64, uint64, their
+// sint/fixed forms and Int64Value/UInt64Value) as JSON numbers when within ±(2^53−1), the
+// range a JavaScript number holds exactly, and as strings beyond it. Clients of the
+// channels-api family compare ids with numbers, as Django REST framework writes them.
+// Input accepts both forms either way. Default false: protojson's strings, always.
+func WithInt64AsNumber(on bool) Option {
+	return optionFunc(func(o *options) { o.int64AsNumber = on })
 }

@@ -47,6 +47,7 @@ func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, 
 	if a.data != nil {
 		target = msg.Mutable(a.data).Message()
 	}
+	data = dropDataPK(r, data, a.pk != nil, func(k []byte) bool { return fieldByKey(target.Descriptor().Fields(), k) != nil })
 	if data != nil {
 		if e := checkKnownFields(target.Descriptor(), data); e != nil {
 			return nil, pg, e
@@ -226,8 +227,15 @@ func intValue(f protoreflect.FieldDescriptor, n int64) protoreflect.Value {
 	return protoreflect.ValueOfInt64(n)
 }
 
-// appendResponseData appends a reply's data (and for list, its meta) for a response.
+// appendResponseData appends a reply's data (and for list, its meta) for a response, with
+// 64-bit integers as strings.
 func appendResponseData(b []byte, a *action, resp *dynamicpb.Message) ([]byte, error) {
+	return appendResponseDataAs(b, a, resp, false)
+}
+
+// appendResponseDataAs is appendResponseData; num writes safe 64-bit integers as numbers
+// (WithInt64AsNumber).
+func appendResponseDataAs(b []byte, a *action, resp *dynamicpb.Message, num bool) ([]byte, error) {
 	switch a.kind {
 	case kindDelete:
 		return append(b, "{}"...), nil
@@ -239,19 +247,19 @@ func appendResponseData(b []byte, a *action, resp *dynamicpb.Message) ([]byte, e
 				b = append(b, ',')
 			}
 			var err error
-			if b, err = marshalJSON.MarshalAppend(b, list.Get(i).Message().Interface()); err != nil {
+			if b, err = marshalAppend(b, list.Get(i).Message().Interface(), num); err != nil {
 				return b, err
 			}
 		}
 		return append(b, ']'), nil
 	}
-	return marshalJSON.MarshalAppend(b, resp)
+	return marshalAppend(b, resp, num)
 }
 
 // appendMeta appends a list reply's meta: the page used and the response's other scalars.
-func appendMeta(b []byte, a *action, resp *dynamicpb.Message, pg page) []byte {
+func appendMeta(b []byte, a *action, resp *dynamicpb.Message, pg page, num bool) []byte {
 	if a.pageToken != nil {
-		return appendCursorMeta(b, a, resp, pg) // aip.go
+		return appendCursorMeta(b, a, resp, pg, num) // aip.go
 	}
 	b = append(b, `{"page":`...)
 	b = strconv.AppendInt(b, pg.number, 10)
@@ -261,13 +269,14 @@ func appendMeta(b []byte, a *action, resp *dynamicpb.Message, pg page) []byte {
 		b = append(b, ',')
 		b = appendJSONString(b, string(f.Name()))
 		b = append(b, ':')
-		b = appendScalar(b, f, resp.Get(f))
+		b = appendScalar(b, f, resp.Get(f), num)
 	}
 	return append(b, '}')
 }
 
-// appendScalar writes one scalar field value as protojson would.
-func appendScalar(b []byte, f protoreflect.FieldDescriptor, v protoreflect.Value) []byte {
+// appendScalar writes one scalar field value as protojson would; num writes 64-bit integers
+// within ±(2^53−1) as numbers (WithInt64AsNumber).
+func appendScalar(b []byte, f protoreflect.FieldDescriptor, v protoreflect.Value, num bool) []byte {
 	switch f.Kind() {
 	case protoreflect.BoolKind:
 		return strconv.AppendBool(b, v.Bool())
@@ -276,10 +285,16 @@ func appendScalar(b []byte, f protoreflect.FieldDescriptor, v protoreflect.Value
 	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
 		return strconv.AppendUint(b, v.Uint(), 10)
 	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		if n := v.Int(); num && n >= -maxSafeInt && n <= maxSafeInt {
+			return strconv.AppendInt(b, n, 10)
+		}
 		b = append(b, '"')
 		b = strconv.AppendInt(b, v.Int(), 10)
 		return append(b, '"')
 	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		if n := v.Uint(); num && n <= maxSafeInt {
+			return strconv.AppendUint(b, n, 10)
+		}
 		b = append(b, '"')
 		b = strconv.AppendUint(b, v.Uint(), 10)
 		return append(b, '"')

@@ -93,6 +93,10 @@ func TestDemoScript(t *testing.T) {
 			t.Errorf("scripts/demo did not print %s", url)
 		}
 	}
+	// The script starts the bridge once the backend serves: no discovery warnings.
+	if strings.Contains(out.String(), "discovery failed") {
+		t.Errorf("scripts/demo printed discovery failures:\n%s", out.String())
+	}
 	if pids := demoPIDs(out.String()); len(pids) != 2 {
 		t.Fatalf("scripts/demo printed pids %v, want the backend's and the bridge's", pids)
 	}

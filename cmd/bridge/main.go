@@ -69,6 +69,8 @@ type config struct {
 	logLevel      string
 	schema        bool
 	debug         bool
+	int64Number   bool
+	int64Set      bool          // -int64-as-number given (flag or environment): it overrides -config
 	sec           securityFlags // security.go
 }
 
@@ -93,6 +95,7 @@ var envNames = map[string]string{
 	"log-level":         "BRIDGE_LOG_LEVEL",
 	"schema":            "BRIDGE_SCHEMA",
 	"debug":             "BRIDGE_DEBUG",
+	"int64-as-number":   "BRIDGE_INT64_AS_NUMBER",
 }
 
 func parseFlags(args []string) (*config, error) {
@@ -117,6 +120,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.schema, "schema", true, "serve the JSON description of the streams at GET /schema")
 	fs.BoolVar(&c.debug, "debug", false, "serve the interactive debugger page at /debug/; never in production")
+	fs.BoolVar(&c.int64Number, "int64-as-number", false, "write 64-bit integers as JSON numbers when within ±(2^53−1), as strings beyond; overrides int64_as_number of -config")
 	c.sec.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: bridge -backend host:port [flags]\n\nFlags (environment variable in brackets):")
@@ -147,6 +151,7 @@ func parseFlags(args []string) (*config, error) {
 			return nil, fmt.Errorf("invalid value %q for -%s (from %s): %v", v, name, env, err)
 		}
 	}
+	fs.Visit(func(f *flag.Flag) { c.int64Set = c.int64Set || f.Name == "int64-as-number" })
 	switch {
 	case len(c.backends) == 0:
 		return nil, errors.New("-backend is required")
@@ -226,6 +231,9 @@ func (c *config) options(logger *slog.Logger) ([]bridge.Option, error) {
 			return nil, fmt.Errorf("-descriptor-set: %v", err)
 		}
 		opts = append(opts, bridge.WithDescriptors(files))
+	}
+	if c.int64Set {
+		opts = append(opts, bridge.WithInt64AsNumber(c.int64Number)) // after -config's: the flag wins
 	}
 	return opts, nil
 }
