@@ -214,7 +214,9 @@ func (h *hub) add(c *conn, res *resource, r *request, actionRaw []byte, acts []s
 	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, actions: f.actions, identity: c.identityKey, instance: instance}
 
 	h.mu.Lock()
-	if h.closed {
+	// Draining is set before Shutdown ends the connections' subscriptions under h.mu: a
+	// subscription added after that would never be answered.
+	if h.closed || h.srv.isDraining() {
 		h.mu.Unlock()
 		c.replyError(r, errShuttingDown)
 		return
@@ -419,14 +421,21 @@ func (h *hub) detach(s *subscription) (wasPending bool) {
 }
 
 // dropConn ends every subscription of a closed connection.
-func (h *hub) dropConn(c *conn) {
+func (h *hub) dropConn(c *conn) { h.endConn(c, nil) }
+
+// endConn ends every subscription of c. With pendingReply, each subscription still waiting
+// for its upstream is answered with it: Shutdown does that before it closes the connection,
+// so that every subscribe gets its reply.
+func (h *hub) endConn(c *conn, pendingReply *Error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c.subs == nil {
 		return
 	}
 	for _, s := range c.subs.list {
-		h.detach(s)
+		if h.detach(s) && pendingReply != nil {
+			c.send(s.failure(pendingReply))
+		}
 	}
 	h.subs.Add(-int64(len(c.subs.list)))
 	c.subs.list = nil

@@ -213,6 +213,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Subscriptions still waiting for their backend are answered 503 now rather
+			// than confirmed just before the close.
+			s.hub.endConn(c, errShuttingDown)
 			abandoned.Add(int64(c.drain(ctx)))
 			c.closeAfterFlush(websocket.CloseGoingAway, "server shutting down")
 		}()

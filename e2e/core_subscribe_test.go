@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -222,4 +224,32 @@ func TestDisconnectWhilePendingCleansUp(t *testing.T) {
 		st := e.bridge.Stats()
 		return st.Subscriptions == 0 && st.UpstreamStreams == 0 && f.active.Load() == 0
 	})
+}
+
+// TestShutdownAnswersPendingSubscribe: a subscribe still waiting for its backend when
+// Shutdown starts gets its reply, 503 "shutting down", before the 1001 close; so does one
+// sent during the drain; and the backend's Subscribe call is cancelled.
+func TestShutdownAnswersPendingSubscribe(t *testing.T) {
+	e, f := newFlakyEnv(t)
+	f.mode.Store(subHold)
+	c := e.dial()
+	c.send("questions", map[string]any{"action": "subscribe", "data": map[string]any{"action": "update"}, "request_id": "p"})
+	waitFor(t, "the Subscribe call to reach the backend", func() bool { return f.active.Load() == 1 })
+	if extra := c.barrier(); len(extra) > 0 {
+		t.Fatalf("a pending subscribe was answered: %s", extra[0].raw)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.bridge.Shutdown(context.Background()) }()
+	r := c.next()
+	wantErrors(t, r, 503, `["The bridge is shutting down."]`)
+	if r.Payload["action"] != "subscribe" || r.Payload["request_id"] != "p" {
+		t.Fatalf("want the pending subscribe's reply, got %s", r.raw)
+	}
+	if code := c.closeCode(); code != websocket.CloseGoingAway {
+		t.Fatalf("close code %d, want 1001", code)
+	}
+	if err := waitRecv(t, "Shutdown to return", done); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	waitFor(t, "the backend's Subscribe to be cancelled", func() bool { return f.active.Load() == 0 })
 }
