@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"time"
 
@@ -373,8 +374,14 @@ func (c *conn) writeLoop() {
 			c.mu.Unlock()
 			batch[i].release()
 			if err != nil {
-				// No close frame can follow a failed write: the client sees 1006. Say why.
-				c.srv.opts.logger.Info("connection lost: write failed", "err", err)
+				// No close frame can follow a failed write: the client sees 1006. Say why;
+				// a timeout means a client that stopped reading for the whole write timeout.
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					c.srv.opts.logger.Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout)
+				} else {
+					c.srv.opts.logger.Info("connection lost: write failed", "err", err)
+				}
 				for j := i + 1; j < len(batch); j++ {
 					batch[j].release()
 				}
