@@ -69,6 +69,7 @@ type session struct {
 	done    chan struct{} // closed when the read loop ends
 	ours    atomic.Bool   // the client closed the connection itself
 	peer    atomic.Bool   // the read loop ended by the bridge's doing (close frame or error)
+	broken  atomic.Bool   // it ended without a close frame (1006): counted as a violation already
 	wmu     sync.Mutex    // serializes writes, so write positions are the wire order
 	writes  uint64        // guarded by wmu
 	pinged  uint64        // last write position a ping was sent after; guarded by wmu
@@ -249,6 +250,7 @@ func (c *client) readLoop(s *session) {
 			if errors.As(err, &ce) {
 				code = ce.Code
 			}
+			s.broken.Store(code == websocket.CloseAbnormalClosure)
 			c.h.stats.closeCode(code)
 			return
 		}
@@ -627,6 +629,12 @@ func (c *client) endSession(s *session) {
 		if !s.peer.Load() {
 			// The client gave up (the end of -settle): it did not wait for the reply.
 			c.h.stats.add(&c.h.stats.abandoned, 1)
+			continue
+		}
+		if s.broken.Load() {
+			// No close frame arrived: the connection broke (its close code is the
+			// violation), and what it carried is lost with it.
+			c.h.stats.add(&c.h.stats.lostWithConn, 1)
 			continue
 		}
 		if r.write <= s.acked {

@@ -206,18 +206,18 @@ func (b *book) waitSeen(s *subState, seq, win int, done, stop <-chan struct{}) (
 
 // stats are the run's counters. Violations are the broken invariants.
 type stats struct {
-	sent, frames, connects, dialFailures atomic.Int64
-	noReply, crossed, duplicates         atomic.Int64
-	events, dupEvents, outsideEvents     atomic.Int64
-	verified, lost, unverified           atomic.Int64
-	interrupted, resumed, unsettled      atomic.Int64
-	finalRetries, abandoned              atomic.Int64
-	violations                           atomic.Int64
-	mu                                   sync.Mutex
-	statuses                             map[int]int64
-	closes                               map[int]int64
-	firstViolations                      []string
-	kinds                                map[string]int64 // violations by format
+	sent, frames, connects, dialFailures  atomic.Int64
+	noReply, crossed, duplicates          atomic.Int64
+	events, dupEvents, outsideEvents      atomic.Int64
+	verified, lost, unverified            atomic.Int64
+	interrupted, resumed, unsettled       atomic.Int64
+	finalRetries, abandoned, lostWithConn atomic.Int64
+	violations                            atomic.Int64
+	mu                                    sync.Mutex
+	statuses                              map[int]int64
+	closes                                map[int]int64
+	firstViolations                       []string
+	kinds                                 map[string]int64 // violations by format
 }
 
 func (s *stats) add(c *atomic.Int64, n int64) { c.Add(n) }

@@ -478,6 +478,7 @@ type result struct {
 	Statuses     map[string]int64 `json:"replies_by_status"`
 	NoReply      int64            `json:"no_reply"`
 	Crossed      int64            `json:"unanswered_crossing_close"`
+	Broken       int64            `json:"unanswered_broken_conn"`
 	Duplicates   int64            `json:"duplicate_replies"`
 	Connects     int64            `json:"connects"`
 	DialFailures int64            `json:"dial_failures"`
@@ -531,7 +532,7 @@ func (h *harness) report(out io.Writer, elapsed time.Duration) bool {
 	s := h.sample
 	r := result{
 		Conns: h.cfg.conns, Subs: h.cfg.subs, Seconds: elapsed.Round(time.Second).Seconds(), Faults: h.faults,
-		Sent: st.sent.Load(), Statuses: map[string]int64{}, NoReply: st.noReply.Load(), Crossed: st.crossed.Load(),
+		Sent: st.sent.Load(), Statuses: map[string]int64{}, NoReply: st.noReply.Load(), Crossed: st.crossed.Load(), Broken: st.lostWithConn.Load(),
 		Duplicates: st.duplicates.Load(), Connects: st.connects.Load(), DialFailures: st.dialFailures.Load(),
 		Closes: map[string]int64{}, Events: st.events.Load(), Verified: st.verified.Load(), Lost: st.lost.Load(),
 		DupEvents: st.dupEvents.Load(), Unverified: st.unverified.Load(), Interrupted: st.interrupted.Load(),
@@ -564,6 +565,7 @@ func (h *harness) report(out io.Writer, elapsed time.Duration) bool {
 	row("no reply (read by the bridge)", r.NoReply, "must be 0")
 	row("unanswered, crossing a close", r.Crossed, "not provable either way")
 	row("unanswered when the client gave up", st.abandoned.Load(), "end of -settle")
+	row("unanswered on a broken connection", st.lostWithConn.Load(), "its 1006 is the violation")
 	row("duplicate replies", r.Duplicates, "must be 0")
 	row("final patches retried after 503/504", st.finalRetries.Load(), "")
 	row("connects / failed dials", fmt.Sprintf("%d / %d", r.Connects, r.DialFailures), "")
