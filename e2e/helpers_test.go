@@ -257,8 +257,8 @@ func (c *client) next() frame {
 	select {
 	case f := <-c.frames:
 		return f
-	case <-time.After(10 * time.Second):
-		c.t.Fatalf("no frame from the bridge within 10s")
+	case <-time.After(waitLimit):
+		c.t.Fatalf("no frame from the bridge within %s", waitLimit)
 		return frame{}
 	}
 }
@@ -274,23 +274,13 @@ func (c *client) do(stream string, payload map[string]any) frame {
 	return f
 }
 
-// noFrame asserts that nothing arrives for a while.
-func (c *client) noFrame(d time.Duration) {
-	c.t.Helper()
-	select {
-	case f := <-c.frames:
-		c.t.Fatalf("unexpected frame: %s", f.raw)
-	case <-time.After(d):
-	}
-}
-
 // closeCode waits for the bridge to close the connection and returns the close code.
 func (c *client) closeCode() int {
 	c.t.Helper()
 	select {
 	case <-c.done:
-	case <-time.After(10 * time.Second):
-		c.t.Fatalf("connection not closed within 10s")
+	case <-time.After(waitLimit):
+		c.t.Fatalf("connection not closed within %s", waitLimit)
 	}
 	if ce, ok := c.closed.Load().(*websocket.CloseError); ok {
 		return ce.Code

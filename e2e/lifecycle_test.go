@@ -80,9 +80,13 @@ func newSlowEnv(t *testing.T, opts ...bridge.Option) (*env, *slowQuestions) {
 	return newEnvFor(t, &backend{t: t, addr: addr}, opts...), s
 }
 
+// waitLimit bounds every wait of these tests: generous, since CI machines are loaded and a
+// wait ends as soon as its condition holds.
+const waitLimit = 30 * time.Second
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

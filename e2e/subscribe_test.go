@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sort"
 	"testing"
-	"time"
 
 	"github.com/wsbridge/wsbridge/bridge"
 )
@@ -142,21 +141,9 @@ func (c *client) subDelete(pk string) {
 	}
 }
 
-// subWaitFor polls cond until it holds, failing the test after a generous timeout.
-func subWaitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func subWaitUpstreams(t *testing.T, e *env, n int) {
 	t.Helper()
-	subWaitFor(t, fmt.Sprintf("%d upstream streams", n), func() bool { return e.bridge.Upstreams() == n })
+	waitFor(t, fmt.Sprintf("%d upstream streams", n), func() bool { return e.bridge.Upstreams() == n })
 }
 
 func TestSubscribeReply(t *testing.T) {
@@ -468,7 +455,7 @@ func TestSubscribeDisconnectCleansUp(t *testing.T) {
 		c.close()
 	}
 	// Pending subscriptions count too: an upstream still being set up holds one.
-	subWaitFor(t, "no subscriptions, pending or established, and no upstream streams", func() bool {
+	waitFor(t, "no subscriptions, pending or established, and no upstream streams", func() bool {
 		st := e.bridge.Stats()
 		return st.Subscriptions == 0 && st.UpstreamStreams == 0
 	})
