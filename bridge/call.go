@@ -3,8 +3,11 @@ package bridge
 import (
 	"context"
 	"net/http"
+	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"google.golang.org/protobuf/types/dynamicpb"
 )
@@ -71,6 +74,13 @@ func (c *conn) route(frame []byte, r *request) (*resource, *action) {
 	return res, a
 }
 
+// pastDeadline reports whether ctx's deadline has passed. Not ctx.Err(): on a loaded machine
+// the timer that sets it can run after the backend's DEADLINE_EXCEEDED has arrived.
+func pastDeadline(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ctx.Err() == context.DeadlineExceeded || ok && !time.Now().Before(dl)
+}
+
 // isDraining is read on every request, so it takes no lock.
 func (s *Server) isDraining() bool { return s.draining.Load() }
 
@@ -91,9 +101,10 @@ func (c *conn) call(res *resource, a *action, r *request) {
 		if c.ctx.Err() != nil {
 			return // the client is gone; nobody to answer
 		}
-		if ctx.Err() == context.DeadlineExceeded {
-			// The bridge's own call deadline: gRPC reports it as a status, which
-			// errorFromCall cannot tell from a backend's DEADLINE_EXCEEDED.
+		if status.Code(err) == codes.DeadlineExceeded && pastDeadline(ctx) {
+			// The bridge's own call deadline, reported as a status (by the client, or by
+			// the backend enforcing the grpc-timeout it was sent): errorFromCall could not
+			// tell it from a backend's own DEADLINE_EXCEEDED.
 			err = context.DeadlineExceeded
 		}
 		c.replyError(r, errorFromCall(err))
