@@ -66,6 +66,7 @@ type client struct {
 // session is one WebSocket connection of a client.
 type session struct {
 	ws      *websocket.Conn
+	seq     int           // the client's sessions are numbered from 1
 	done    chan struct{} // closed when the read loop ends
 	ours    atomic.Bool   // the client closed the connection itself
 	peer    atomic.Bool   // the read loop ended by the bridge's doing (close frame or error)
@@ -200,6 +201,7 @@ func (c *client) dial(ctx context.Context) (*session, error) {
 	c.mu.Lock()
 	c.sess = s
 	c.sessCount++
+	s.seq = c.sessCount
 	c.mu.Unlock()
 	go c.readLoop(s)
 	go c.pinger(s)
@@ -455,7 +457,9 @@ func pkOf(data json.RawMessage) string {
 // A refused subscribe is retried with a new request_id while the connection lasts.
 func (c *client) subscribe(s *session, sub *subState) {
 	r := &request{id: c.newID(), sub: sub}
-	sub.subscribing(r.id)
+	if !sub.subscribing(s.seq, r.id) {
+		return
+	}
 	go func() {
 		for {
 			rep, ok := c.call(s, r, "questions", "subscribe", sub.pk, map[string]any{"action": "update"})
@@ -471,7 +475,9 @@ func (c *client) subscribe(s *session, sub *subState) {
 				return
 			}
 			r = &request{id: c.newID(), sub: sub}
-			sub.subscribing(r.id)
+			if !sub.subscribing(s.seq, r.id) {
+				return // a newer connection has subscribed it since
+			}
 		}
 	}()
 }

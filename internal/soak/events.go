@@ -24,6 +24,7 @@ type subState struct {
 
 	mu        sync.Mutex
 	id        string // request_id of the current subscribe
+	sessSeq   int    // the session that sent it
 	live      bool
 	win       int
 	nextSeq   int
@@ -47,10 +48,17 @@ func (s *subState) isLive() bool {
 	return s.live
 }
 
-func (s *subState) subscribing(id string) {
+// subscribing records the request_id of a subscribe sent on session seq. A retry left over
+// from an older session must not replace the id of a newer one's subscribe: it reports
+// false then, and the retry stops.
+func (s *subState) subscribing(seq int, id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.id, s.live = id, false
+	if seq < s.sessSeq {
+		return false
+	}
+	s.sessSeq, s.id, s.live = seq, id, false
+	return true
 }
 
 // book checks the events of every subscription and counts the results.

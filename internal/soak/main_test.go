@@ -153,3 +153,21 @@ func TestWaitSeenEndsWithTheWindow(t *testing.T) {
 		t.Fatal("the event was not seen")
 	}
 }
+
+// A subscribe retry left over from an older connection must not replace the request_id of
+// the subscription a newer connection made: events for the newer one would look unknown.
+func TestStaleRetryKeepsTheNewerSubscribe(t *testing.T) {
+	s := &subState{client: 3, index: 0, pk: "9"}
+	if !s.subscribing(1, "r1") || !s.subscribing(2, "r5") {
+		t.Fatal("subscribes in session order were refused")
+	}
+	if s.subscribing(1, "r6") {
+		t.Fatal("a retry of session 1 replaced session 2's subscribe")
+	}
+	if got := s.currentID(); got != "r5" {
+		t.Fatalf("current request_id %q, want r5", got)
+	}
+	if !s.subscribing(2, "r7") {
+		t.Fatal("a retry of the current session was refused")
+	}
+}
