@@ -442,20 +442,8 @@ func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, pag
 	}
 
 	if len(a.keyPath) > 0 {
-		if r.pk == nil {
-			if a.detail {
-				return nil, pg, errNotFound
-			}
-		} else {
-			v, ok := parseKey(a.pk, r.pk)
-			if !ok {
-				return nil, pg, errNotFound
-			}
-			m := msg.ProtoReflect()
-			for _, f := range a.keyPath[:len(a.keyPath)-1] {
-				m = m.Mutable(f).Message()
-			}
-			m.Set(a.pk, v)
+		if e := setKey(msg, a.keyPath[:len(a.keyPath)-1], a, r.pk); e != nil {
+			return nil, pg, e
 		}
 	}
 

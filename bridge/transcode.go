@@ -58,16 +58,8 @@ func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, 
 	}
 
 	if a.pk != nil {
-		if r.pk == nil {
-			if a.detail {
-				return nil, pg, errNotFound
-			}
-		} else {
-			v, ok := parseKey(a.pk, r.pk)
-			if !ok {
-				return nil, pg, errNotFound
-			}
-			msg.Set(a.pk, v)
+		if e := setKey(msg, nil, a, r.pk); e != nil {
+			return nil, pg, e
 		}
 	}
 
@@ -320,4 +312,25 @@ func appendScalar(b []byte, f protoreflect.FieldDescriptor, v protoreflect.Value
 		}
 	})
 	return append(b, val...)
+}
+
+// setKey sets the request's key from pk, in msg or in the message reached through the
+// fields of path. A detail action without a pk, and a pk the key's type cannot hold, are
+// not found.
+func setKey(msg protoreflect.Message, path []protoreflect.FieldDescriptor, a *action, pk []byte) *Error {
+	if pk == nil {
+		if a.detail {
+			return errNotFound
+		}
+		return nil
+	}
+	v, ok := parseKey(a.pk, pk)
+	if !ok {
+		return errNotFound
+	}
+	for _, f := range path {
+		msg = msg.Mutable(f).Message()
+	}
+	msg.Set(a.pk, v)
+	return nil
 }
