@@ -3,6 +3,7 @@ package bridge
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"google.golang.org/genproto/googleapis/api/annotations"
@@ -69,22 +70,71 @@ func defaultOptions() options {
 	}
 }
 
+// OptionError is the error New returns for an option whose value is out of range, naming
+// the option and, for an option of several parameters, the one at fault. A program that
+// reads its settings from flags or a file maps Option (and Arg) back to its own names:
+//
+//	var oe *bridge.OptionError
+//	if errors.As(err, &oe) && oe.Option == "WithHandshakeTimeout" { ... }
+type OptionError struct {
+	// Option is the option's function name, e.g. "WithHandshakeTimeout".
+	Option string
+	// Arg is the parameter at fault as named in the option's signature ("max" of
+	// WithPageSize, "burst" of WithRateLimit), or empty for an option of one parameter.
+	Arg string
+	// Err says what is wrong with the value.
+	Err error
+}
+
+// Error is "Option: reason", or "Option(arg): reason".
+func (e *OptionError) Error() string {
+	if e.Arg != "" {
+		return e.Option + "(" + e.Arg + "): " + e.Err.Error()
+	}
+	return e.Option + ": " + e.Err.Error()
+}
+
+// Unwrap returns Err.
+func (e *OptionError) Unwrap() error { return e.Err }
+
+func optionErr(option, arg, format string, a ...any) *OptionError {
+	return &OptionError{Option: option, Arg: arg, Err: fmt.Errorf(format, a...)}
+}
+
+// validate checks every option's range: the only place they are checked.
 func (o *options) validate() error {
 	switch {
 	case len(o.backends) == 0:
-		return fmt.Errorf("at least one backend is required")
+		return optionErr("WithBackend", "", "at least one backend is required")
+	case slices.ContainsFunc(o.backends, func(b Backend) bool { return b.Target == "" }):
+		return optionErr("WithBackend", "", "a backend's target must not be empty")
+	case o.logger == nil:
+		return optionErr("WithLogger", "", "the logger must not be nil")
 	case o.pageSize < 1:
-		return fmt.Errorf("default page size must be at least 1, got %d", o.pageSize)
+		return optionErr("WithPageSize", "def", "the default page size must be at least 1, got %d", o.pageSize)
 	case o.maxPageSize < o.pageSize:
-		return fmt.Errorf("maximum page size %d is below the default page size %d", o.maxPageSize, o.pageSize)
+		return optionErr("WithPageSize", "max", "the maximum page size %d is below the default page size %d", o.maxPageSize, o.pageSize)
 	case o.callTimeout <= 0:
-		return fmt.Errorf("call timeout must be positive, got %s", o.callTimeout)
+		return optionErr("WithCallTimeout", "", "must be positive, got %s", o.callTimeout)
 	case o.maxInFlight < 1:
-		return fmt.Errorf("in-flight limit must be at least 1, got %d", o.maxInFlight)
+		return optionErr("WithMaxInFlight", "", "must be at least 1, got %d", o.maxInFlight)
 	case o.queueBytes < 1024:
-		return fmt.Errorf("outbound queue must be at least 1024 bytes, got %d", o.queueBytes)
+		return optionErr("WithOutboundQueue", "", "must be at least 1024 bytes, got %d", o.queueBytes)
+	case o.writeTimeout <= 0:
+		return optionErr("WithWriteTimeout", "", "must be positive, got %s", o.writeTimeout)
 	case o.maxFrameBytes < 256:
-		return fmt.Errorf("maximum frame size must be at least 256 bytes, got %d", o.maxFrameBytes)
+		return optionErr("WithMaxFrameSize", "", "must be at least 256 bytes, got %d", o.maxFrameBytes)
+	case o.maxSubs < 0:
+		return optionErr("WithMaxSubscriptions", "", "must not be negative, got %d", o.maxSubs)
+	case o.discoveryRetry <= 0:
+		return optionErr("WithDiscoveryRetry", "", "must be positive, got %s", o.discoveryRetry)
+	case o.refresh < 0:
+		return optionErr("WithRefresh", "", "must not be negative, got %s", o.refresh)
+	}
+	for service, stream := range o.streams {
+		if service == "" || stream == "" {
+			return optionErr("WithStream", "", "service and stream must not be empty, got %q and %q", service, stream)
+		}
 	}
 	if err := o.security.validate(); err != nil {
 		return err
@@ -92,14 +142,15 @@ func (o *options) validate() error {
 	if o.descriptors != nil && len(o.backends) > 1 {
 		for _, b := range o.backends {
 			if len(b.Services) == 0 {
-				return fmt.Errorf("backend %s: with a descriptor set and several backends, each backend must list its services", b.Target)
+				return optionErr("WithBackend", "", "backend %s: with a descriptor set and several backends, each backend must list its services", b.Target)
 			}
 		}
 	}
 	return nil
 }
 
-// WithBackend adds a backend. At least one is required; there is no default.
+// WithBackend adds a backend. At least one is required, each with a Target; there is no
+// default. With WithDescriptors and several backends, each must list its Services.
 func WithBackend(b Backend) Option {
 	return optionFunc(func(o *options) { o.backends = append(o.backends, b) })
 }
@@ -112,53 +163,57 @@ func WithDescriptors(files *protoregistry.Files) Option {
 }
 
 // WithStream exposes the service (full name, e.g. "polls.v1.QuestionService") as a resource
-// on stream, whether or not its proto carries the bridge's resource option. Default: only
-// services with the option are exposed.
+// on stream, whether or not its proto carries the bridge's resource option. Neither may be
+// empty. Default: only services with the option are exposed.
 func WithStream(service, stream string) Option {
 	return optionFunc(func(o *options) { o.streams[service] = stream })
 }
 
-// WithPageSize sets the page size a list uses when the client sends none (default 25)
-// and the largest a client may ask for; larger requests are capped (default 1000).
+// WithPageSize sets the page size a list uses when the client sends none (def, default 25,
+// at least 1) and the largest a client may ask for (max, default 1000, at least def);
+// larger requests are capped.
 func WithPageSize(def, max int) Option {
 	return optionFunc(func(o *options) { o.pageSize, o.maxPageSize = def, max })
 }
 
-// WithCallTimeout bounds every backend call. Default 10s.
+// WithCallTimeout bounds every backend call. Default 10s; must be positive.
 func WithCallTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.callTimeout = d })
 }
 
 // WithMaxInFlight limits concurrent requests per connection; at the limit the bridge stops
-// reading that connection until one finishes. Default 64.
+// reading that connection until one finishes. Default 64; at least 1.
 func WithMaxInFlight(n int) Option {
 	return optionFunc(func(o *options) { o.maxInFlight = n })
 }
 
 // WithOutboundQueue bounds the bytes waiting to be written to one client. A client whose
-// queue would overflow is disconnected with close code 4008. Default 1 MiB.
+// queue would overflow is disconnected with close code 4008. Default 1 MiB; at least 1024.
 func WithOutboundQueue(bytes int) Option {
 	return optionFunc(func(o *options) { o.queueBytes = bytes })
 }
 
-// WithWriteTimeout bounds each write to a client. Default 10s.
+// WithWriteTimeout bounds each write to a client; a client that reads nothing for that
+// long is disconnected. Default 10s; must be positive.
 func WithWriteTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.writeTimeout = d })
 }
 
 // WithMaxFrameSize bounds an incoming frame; a larger one closes the connection with 1009.
-// Default 64 KiB.
+// Default 64 KiB; at least 256.
 func WithMaxFrameSize(bytes int64) Option {
 	return optionFunc(func(o *options) { o.maxFrameBytes = bytes })
 }
 
-// WithMaxSubscriptions limits subscriptions per connection. Default 100.
+// WithMaxSubscriptions limits subscriptions per connection; a subscribe past the limit is
+// refused. Default 100; 0 refuses every subscription; must not be negative.
 func WithMaxSubscriptions(n int) Option {
 	return optionFunc(func(o *options) { o.maxSubs = n })
 }
 
 // WithDiscoveryRetry sets how long to wait before asking a backend's reflection service
-// again after a failure. Default 5s.
+// again after a failure (the wait starts at an eighth of it and doubles up to it).
+// Default 5s; must be positive.
 func WithDiscoveryRetry(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.discoveryRetry = d })
 }
@@ -166,12 +221,12 @@ func WithDiscoveryRetry(d time.Duration) Option {
 // WithRefresh makes the bridge discover its backends' services again every interval after
 // the first success and swap in the new catalog, so new or changed services and methods
 // appear without a restart. A failed refresh keeps the current catalog. Default 0: discover
-// once.
+// once; must not be negative.
 func WithRefresh(interval time.Duration) Option {
 	return optionFunc(func(o *options) { o.refresh = interval })
 }
 
-// WithLogger sets the logger. Default slog.Default().
+// WithLogger sets the logger. Default slog.Default(); must not be nil.
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(o *options) { o.logger = l })
 }

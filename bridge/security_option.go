@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,7 +76,7 @@ func (o *securityOptions) validate() error {
 	if o.jwt != nil {
 		a, err := NewJWTAuthenticator(*o.jwt)
 		if err != nil {
-			return err
+			return &OptionError{Option: "WithJWT", Err: err}
 		}
 		o.auth = a
 	}
@@ -86,37 +85,39 @@ func (o *securityOptions) validate() error {
 		o.headers[i] = h
 		switch {
 		case !validMDKey(h):
-			return fmt.Errorf("forwarded header %q is not a valid header name", h)
+			return optionErr("WithForwardHeaders", "", "header %q is not a valid header name", h)
 		case neverForwarded[h], strings.HasPrefix(h, "sec-websocket-"), strings.HasPrefix(h, "grpc-"),
 			strings.HasPrefix(h, mdReserved), strings.HasSuffix(h, "-bin"):
-			return fmt.Errorf("header %q cannot be forwarded", h)
+			return optionErr("WithForwardHeaders", "", "header %q cannot be forwarded", h)
 		}
 	}
 	for _, c := range o.claims {
 		if !validMDKey(strings.ToLower(c)) {
-			return fmt.Errorf("claim %q: only letters, digits, '-', '_' and '.' can be forwarded", c)
+			return optionErr("WithForwardClaims", "", "claim %q: only letters, digits, '-', '_' and '.' can be forwarded", c)
 		}
 	}
 	for _, p := range o.origins {
 		if _, err := parseOriginPattern(p); err != nil {
-			return err
+			return &OptionError{Option: "WithAllowedOrigins", Err: err}
 		}
 	}
 	switch {
 	case o.rate < 0:
-		return fmt.Errorf("rate limit must not be negative, got %v", o.rate)
+		return optionErr("WithRateLimit", "perSecond", "must not be negative, got %v", o.rate)
 	case o.rate > 0 && o.burst < 1:
-		return fmt.Errorf("rate limit burst must be at least 1, got %d", o.burst)
+		return optionErr("WithRateLimit", "burst", "must be at least 1 when the rate is limited, got %d", o.burst)
 	case o.maxConns < 0:
-		return fmt.Errorf("maximum connections must not be negative, got %d", o.maxConns)
-	case o.handshakeTimeout < 0:
-		return fmt.Errorf("handshake timeout must not be negative, got %s", o.handshakeTimeout)
+		return optionErr("WithMaxConnections", "", "must not be negative, got %d", o.maxConns)
+	case o.handshakeTimeout <= 0:
+		return optionErr("WithHandshakeTimeout", "", "must be positive, got %s", o.handshakeTimeout)
 	case o.expiryMargin < 0:
-		return fmt.Errorf("token expiry margin must not be negative, got %s", o.expiryMargin)
-	case o.pingInterval < 0 || o.idleTimeout < 0:
-		return fmt.Errorf("keep-alive durations must not be negative")
+		return optionErr("WithTokenExpiryMargin", "", "must not be negative, got %s", o.expiryMargin)
+	case o.pingInterval < 0:
+		return optionErr("WithKeepAlive", "interval", "must not be negative, got %s", o.pingInterval)
+	case o.idleTimeout < 0:
+		return optionErr("WithKeepAlive", "idle", "must not be negative, got %s", o.idleTimeout)
 	case o.pingInterval > 0 && o.idleTimeout <= o.pingInterval:
-		return fmt.Errorf("idle timeout %s must be longer than the ping interval %s", o.idleTimeout, o.pingInterval)
+		return optionErr("WithKeepAlive", "idle", "the idle timeout %s must be longer than the ping interval %s", o.idleTimeout, o.pingInterval)
 	}
 	return nil
 }
@@ -149,20 +150,21 @@ func WithJWT(cfg JWTConfig) Option {
 	return optionFunc(func(o *options) { o.security.jwt = &cfg })
 }
 
-// WithTokenCookie also reads the token from the cookie of that name. Default: no cookie.
+// WithTokenCookie also reads the token from the cookie of that name. Default "": no cookie.
 func WithTokenCookie(name string) Option {
 	return optionFunc(func(o *options) { o.security.cookie = name })
 }
 
 // WithTokenExpiryMargin closes a connection with 4001 that long before its token expires
-// (a token expiring within the margin is refused at the handshake). Default 0: at expiry.
+// (a token expiring within the margin is refused at the handshake). Default 0: at expiry;
+// must not be negative.
 func WithTokenExpiryMargin(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.security.expiryMargin = d })
 }
 
 // WithForwardClaims forwards these claims of the token to the backends, JSON-encoded, as
 // metadata x-bridge-claim-<name>. The subject is always forwarded as x-bridge-subject.
-// Default: none.
+// A name holds only letters, digits, '-', '_' and '.'. Default: none.
 func WithForwardClaims(names ...string) Option {
 	return optionFunc(func(o *options) { o.security.claims = append(o.security.claims, names...) })
 }
@@ -203,25 +205,28 @@ func WithAllowedOrigins(patterns ...string) Option {
 
 // WithRateLimit limits each connection to perSecond messages with bursts of burst; a
 // message past the limit is answered 429 ["Too many requests."]. perSecond 0 disables the
-// limit. Default 100 per second, burst 500.
+// limit. Default 100 per second, burst 500; perSecond must not be negative, and burst must be
+// at least 1 when perSecond is not 0.
 func WithRateLimit(perSecond float64, burst int) Option {
 	return optionFunc(func(o *options) { o.security.rate, o.security.burst = perSecond, burst })
 }
 
 // WithMaxConnections limits the WebSocket connections of the Server; a handshake past the
-// limit gets HTTP 503. 0 disables the limit. Default 10000.
+// limit gets HTTP 503. 0 disables the limit. Default 10000; must not be negative.
 func WithMaxConnections(n int) Option {
 	return optionFunc(func(o *options) { o.security.maxConns = n })
 }
 
 // WithHandshakeTimeout bounds writing the handshake response. Reading the request is the
-// http.Server's: set its ReadHeaderTimeout too. Default 10s.
+// http.Server's: set its ReadHeaderTimeout too. Default 10s; must be positive.
 func WithHandshakeTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.security.handshakeTimeout = d })
 }
 
 // WithKeepAlive pings every connection each interval and closes a connection from which
-// nothing (no frame, no pong) arrived for idle. 0 disables both. Default 30s and 75s.
+// nothing (no frame, no pong) arrived for idle. An interval of 0 sends no pings; an idle of
+// 0 never closes. Default 30s and 75s; neither may be negative, and with pings idle must be
+// longer than interval.
 func WithKeepAlive(interval, idle time.Duration) Option {
 	return optionFunc(func(o *options) { o.security.pingInterval, o.security.idleTimeout = interval, idle })
 }

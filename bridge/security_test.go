@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/wsbridge/wsbridge/bridge"
 )
@@ -93,52 +95,82 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+// TestInvalidOptionsRefused: every option's range is checked by New, and the refusal is an
+// *OptionError naming the option (and the parameter at fault) with the exact reason.
 func TestInvalidOptionsRefused(t *testing.T) {
 	be := bridge.WithBackend(bridge.Backend{Target: "127.0.0.1:1"})
-	// Each refusal names the option's value and why: the exact error.
+	two := bridge.WithBackend(bridge.Backend{Target: "127.0.0.1:2"})
 	for _, tc := range []struct {
-		name string
-		opt  bridge.Option
-		want string
+		name        string
+		opts        []bridge.Option
+		option, arg string
+		want        string
 	}{
-		{"hop-by-hop header", bridge.WithForwardHeaders("Connection"), `header "connection" cannot be forwarded`},
-		{"upgrade header", bridge.WithForwardHeaders("upgrade"), `header "upgrade" cannot be forwarded`},
-		{"websocket header", bridge.WithForwardHeaders("Sec-WebSocket-Key"), `header "sec-websocket-key" cannot be forwarded`},
-		{"credential header", bridge.WithForwardHeaders("Authorization"), `header "authorization" cannot be forwarded`},
-		{"cookie header", bridge.WithForwardHeaders("cookie"), `header "cookie" cannot be forwarded`},
-		{"reserved header", bridge.WithForwardHeaders("X-Bridge-Subject"), `header "x-bridge-subject" cannot be forwarded`},
-		{"grpc header", bridge.WithForwardHeaders("grpc-timeout"), `header "grpc-timeout" cannot be forwarded`},
-		{"binary header", bridge.WithForwardHeaders("x-trace-bin"), `header "x-trace-bin" cannot be forwarded`},
-		{"invalid header", bridge.WithForwardHeaders("x y"), `forwarded header "x y" is not a valid header name`},
-		{"invalid claim", bridge.WithForwardClaims("https://example.com/roles"), `claim "https://example.com/roles": only letters, digits, '-', '_' and '.' can be forwarded`},
-		{"origin path", bridge.WithAllowedOrigins("https://a.test/path"), `allowed origin "https://a.test/path": want https://host[:port], host[:port], *.domain, null or *`},
-		{"origin no host", bridge.WithAllowedOrigins("https://"), `allowed origin "https://": want https://host[:port], host[:port], *.domain, null or *`},
-		{"bare wildcard", bridge.WithAllowedOrigins("*."), `allowed origin "*.": want https://host[:port], host[:port], *.domain, null or *`},
-		{"negative rate", bridge.WithRateLimit(-1, 1), `rate limit must not be negative, got -1`},
-		{"no burst", bridge.WithRateLimit(1, 0), `rate limit burst must be at least 1, got 0`},
-		{"negative conns", bridge.WithMaxConnections(-1), `maximum connections must not be negative, got -1`},
-		{"idle below ping", bridge.WithKeepAlive(time.Second, time.Second), `idle timeout 1s must be longer than the ping interval 1s`},
-		{"negative keep-alive", bridge.WithKeepAlive(-time.Second, 0), `keep-alive durations must not be negative`},
-		{"negative margin", bridge.WithTokenExpiryMargin(-time.Second), `token expiry margin must not be negative, got -1s`},
-		{"short secret", bridge.WithJWT(bridge.JWTConfig{Secret: []byte("short")}), `jwt: the secret must be at least 32 bytes, got 5`},
-		{"no key", bridge.WithJWT(bridge.JWTConfig{}), `jwt: no secret and no public key`},
-		{"alg none", bridge.WithJWT(bridge.JWTConfig{Secret: make([]byte, 32), Algorithms: []string{"none"}}), `jwt: algorithm "none" is not accepted`},
-		{"unknown alg", bridge.WithJWT(bridge.JWTConfig{Secret: make([]byte, 32), Algorithms: []string{"XS256"}}), `jwt: algorithm "XS256" is not accepted`},
-		{"HMAC without key", bridge.WithJWT(bridge.JWTConfig{Keys: rsaKeys(t), Algorithms: []string{"HS256"}}), `jwt: algorithm HS256 needs a secret`},
-		{"keyfunc, no algs", bridge.WithJWT(bridge.JWTConfig{Keyfunc: func(*jwt.Token) (any, error) { return nil, nil }}), `jwt: Algorithms must be set with a Keyfunc`},
-		{"unsupported key", bridge.WithJWT(bridge.JWTConfig{Keys: []bridge.PublicKey{{Key: "x"}}, Algorithms: []string{"RS256"}}), `jwt: key "": unsupported key type string`},
-		{"negative handshake", bridge.WithHandshakeTimeout(-time.Second), `handshake timeout must not be negative, got -1s`},
+		{"no backend", nil, "WithBackend", "", `at least one backend is required`},
+		{"empty target", []bridge.Option{bridge.WithBackend(bridge.Backend{})}, "WithBackend", "", `a backend's target must not be empty`},
+		{"descriptors, services unknown", []bridge.Option{be, two, bridge.WithDescriptors(new(protoregistry.Files))}, "WithBackend", "", `backend 127.0.0.1:1: with a descriptor set and several backends, each backend must list its services`},
+		{"nil logger", []bridge.Option{be, bridge.WithLogger(nil)}, "WithLogger", "", `the logger must not be nil`},
+		{"empty stream", []bridge.Option{be, bridge.WithStream("polls.v1.QuestionService", "")}, "WithStream", "", `service and stream must not be empty, got "polls.v1.QuestionService" and ""`},
+		{"page size 0", []bridge.Option{be, bridge.WithPageSize(0, 10)}, "WithPageSize", "def", `the default page size must be at least 1, got 0`},
+		{"max below default", []bridge.Option{be, bridge.WithPageSize(50, 10)}, "WithPageSize", "max", `the maximum page size 10 is below the default page size 50`},
+		{"call timeout 0", []bridge.Option{be, bridge.WithCallTimeout(0)}, "WithCallTimeout", "", `must be positive, got 0s`},
+		{"in flight 0", []bridge.Option{be, bridge.WithMaxInFlight(0)}, "WithMaxInFlight", "", `must be at least 1, got 0`},
+		{"small queue", []bridge.Option{be, bridge.WithOutboundQueue(1023)}, "WithOutboundQueue", "", `must be at least 1024 bytes, got 1023`},
+		{"write timeout 0", []bridge.Option{be, bridge.WithWriteTimeout(0)}, "WithWriteTimeout", "", `must be positive, got 0s`},
+		{"small frames", []bridge.Option{be, bridge.WithMaxFrameSize(255)}, "WithMaxFrameSize", "", `must be at least 256 bytes, got 255`},
+		{"negative subscriptions", []bridge.Option{be, bridge.WithMaxSubscriptions(-1)}, "WithMaxSubscriptions", "", `must not be negative, got -1`},
+		{"discovery retry 0", []bridge.Option{be, bridge.WithDiscoveryRetry(0)}, "WithDiscoveryRetry", "", `must be positive, got 0s`},
+		{"negative refresh", []bridge.Option{be, bridge.WithRefresh(-time.Second)}, "WithRefresh", "", `must not be negative, got -1s`},
+		{"hop-by-hop header", []bridge.Option{be, bridge.WithForwardHeaders("Connection")}, "WithForwardHeaders", "", `header "connection" cannot be forwarded`},
+		{"upgrade header", []bridge.Option{be, bridge.WithForwardHeaders("upgrade")}, "WithForwardHeaders", "", `header "upgrade" cannot be forwarded`},
+		{"websocket header", []bridge.Option{be, bridge.WithForwardHeaders("Sec-WebSocket-Key")}, "WithForwardHeaders", "", `header "sec-websocket-key" cannot be forwarded`},
+		{"credential header", []bridge.Option{be, bridge.WithForwardHeaders("Authorization")}, "WithForwardHeaders", "", `header "authorization" cannot be forwarded`},
+		{"cookie header", []bridge.Option{be, bridge.WithForwardHeaders("cookie")}, "WithForwardHeaders", "", `header "cookie" cannot be forwarded`},
+		{"reserved header", []bridge.Option{be, bridge.WithForwardHeaders("X-Bridge-Subject")}, "WithForwardHeaders", "", `header "x-bridge-subject" cannot be forwarded`},
+		{"grpc header", []bridge.Option{be, bridge.WithForwardHeaders("grpc-timeout")}, "WithForwardHeaders", "", `header "grpc-timeout" cannot be forwarded`},
+		{"binary header", []bridge.Option{be, bridge.WithForwardHeaders("x-trace-bin")}, "WithForwardHeaders", "", `header "x-trace-bin" cannot be forwarded`},
+		{"invalid header", []bridge.Option{be, bridge.WithForwardHeaders("x y")}, "WithForwardHeaders", "", `header "x y" is not a valid header name`},
+		{"invalid claim", []bridge.Option{be, bridge.WithForwardClaims("https://example.com/roles")}, "WithForwardClaims", "", `claim "https://example.com/roles": only letters, digits, '-', '_' and '.' can be forwarded`},
+		{"origin path", []bridge.Option{be, bridge.WithAllowedOrigins("https://a.test/path")}, "WithAllowedOrigins", "", `allowed origin "https://a.test/path": want https://host[:port], host[:port], *.domain, null or *`},
+		{"origin no host", []bridge.Option{be, bridge.WithAllowedOrigins("https://")}, "WithAllowedOrigins", "", `allowed origin "https://": want https://host[:port], host[:port], *.domain, null or *`},
+		{"bare wildcard", []bridge.Option{be, bridge.WithAllowedOrigins("*.")}, "WithAllowedOrigins", "", `allowed origin "*.": want https://host[:port], host[:port], *.domain, null or *`},
+		{"negative rate", []bridge.Option{be, bridge.WithRateLimit(-1, 1)}, "WithRateLimit", "perSecond", `must not be negative, got -1`},
+		{"no burst", []bridge.Option{be, bridge.WithRateLimit(1, 0)}, "WithRateLimit", "burst", `must be at least 1 when the rate is limited, got 0`},
+		{"negative conns", []bridge.Option{be, bridge.WithMaxConnections(-1)}, "WithMaxConnections", "", `must not be negative, got -1`},
+		{"idle below ping", []bridge.Option{be, bridge.WithKeepAlive(time.Second, time.Second)}, "WithKeepAlive", "idle", `the idle timeout 1s must be longer than the ping interval 1s`},
+		{"pings, never idle", []bridge.Option{be, bridge.WithKeepAlive(time.Second, 0)}, "WithKeepAlive", "idle", `the idle timeout 0s must be longer than the ping interval 1s`},
+		{"negative ping", []bridge.Option{be, bridge.WithKeepAlive(-time.Second, 0)}, "WithKeepAlive", "interval", `must not be negative, got -1s`},
+		{"negative idle", []bridge.Option{be, bridge.WithKeepAlive(0, -time.Second)}, "WithKeepAlive", "idle", `must not be negative, got -1s`},
+		{"negative margin", []bridge.Option{be, bridge.WithTokenExpiryMargin(-time.Second)}, "WithTokenExpiryMargin", "", `must not be negative, got -1s`},
+		{"negative handshake", []bridge.Option{be, bridge.WithHandshakeTimeout(-time.Second)}, "WithHandshakeTimeout", "", `must be positive, got -1s`},
+		// 0 would leave the handshake unbounded; the command always refused it.
+		{"handshake timeout 0", []bridge.Option{be, bridge.WithHandshakeTimeout(0)}, "WithHandshakeTimeout", "", `must be positive, got 0s`},
 	} {
-		srv, err := bridge.New(be, tc.opt)
+		srv, err := bridge.New(tc.opts...)
 		if err == nil {
 			srv.Shutdown(context.Background())
 			t.Fatalf("%s: accepted", tc.name)
 		}
-		if err.Error() != tc.want {
-			t.Fatalf("%s: error %q, want %q", tc.name, err, tc.want)
+		var oe *bridge.OptionError
+		if !errors.As(err, &oe) {
+			t.Fatalf("%s: %T %v, want an *OptionError", tc.name, err, err)
+		}
+		if oe.Option != tc.option || oe.Arg != tc.arg || oe.Err.Error() != tc.want {
+			t.Fatalf("%s: %s(%s) %q, want %s(%s) %q", tc.name, oe.Option, oe.Arg, oe.Err, tc.option, tc.arg, tc.want)
+		}
+		wantText := tc.option + ": " + tc.want
+		if tc.arg != "" {
+			wantText = tc.option + "(" + tc.arg + "): " + tc.want
+		}
+		if err.Error() != wantText {
+			t.Fatalf("%s: error text %q, want %q", tc.name, err, wantText)
 		}
 	}
-	srv, err := bridge.New(be, bridge.WithForwardHeaders("X-Request-Id", "accept-language"), bridge.WithForwardClaims("email", "tenant_id"))
+	// The edges of the ranges are accepted.
+	srv, err := bridge.New(be, bridge.WithForwardHeaders("X-Request-Id", "accept-language"), bridge.WithForwardClaims("email", "tenant_id"),
+		bridge.WithPageSize(1, 1), bridge.WithOutboundQueue(1024), bridge.WithMaxFrameSize(256), bridge.WithMaxSubscriptions(0),
+		bridge.WithRateLimit(0, 0), bridge.WithMaxConnections(0), bridge.WithKeepAlive(0, 0), bridge.WithRefresh(0),
+		bridge.WithHandshakeTimeout(time.Nanosecond), bridge.WithTokenExpiryMargin(0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,33 +74,89 @@ type config struct {
 	sec           securityFlags // security.go
 }
 
-// envNames maps each flag to its environment variable.
-var envNames = map[string]string{
-	"listen":            "BRIDGE_ADDR",
-	"metrics-listen":    "BRIDGE_METRICS_LISTEN",
-	"http-idle-timeout": "BRIDGE_HTTP_IDLE_TIMEOUT",
-	"backend":           "BRIDGE_BACKENDS",
-	"stream":            "BRIDGE_STREAMS",
-	"descriptor-set":    "BRIDGE_DESCRIPTOR_SET",
-	"http-rules":        "BRIDGE_HTTP_RULES",
-	"page-size":         "BRIDGE_PAGE_SIZE",
-	"max-page-size":     "BRIDGE_MAX_PAGE_SIZE",
-	"call-timeout":      "BRIDGE_CALL_TIMEOUT",
-	"max-in-flight":     "BRIDGE_MAX_IN_FLIGHT",
-	"queue-bytes":       "BRIDGE_QUEUE_BYTES",
-	"max-frame-bytes":   "BRIDGE_MAX_FRAME_BYTES",
-	"max-subscriptions": "BRIDGE_MAX_SUBSCRIPTIONS",
-	"drain-timeout":     "BRIDGE_DRAIN_TIMEOUT",
-	"refresh-interval":  "BRIDGE_REFRESH_INTERVAL",
-	"log-level":         "BRIDGE_LOG_LEVEL",
-	"schema":            "BRIDGE_SCHEMA",
-	"debug":             "BRIDGE_DEBUG",
-	"int64-as-number":   "BRIDGE_INT64_AS_NUMBER",
+// flagSpec ties a flag to its environment variable and to the bridge option (and, for an
+// option of several parameters, the parameter) it sets, so that a refusal of bridge.New
+// names the flag. The command checks no option's range itself: the library does.
+type flagSpec struct {
+	name, env   string
+	option, arg string // "" for the command's own settings
 }
 
-func parseFlags(args []string) (*config, error) {
-	var c config
-	fs := flag.NewFlagSet("bridge", flag.ContinueOnError)
+// flagSpecs lists every flag.
+var flagSpecs = []flagSpec{
+	{"listen", "BRIDGE_ADDR", "", ""},
+	{"metrics-listen", "BRIDGE_METRICS_LISTEN", "", ""},
+	{"http-idle-timeout", "BRIDGE_HTTP_IDLE_TIMEOUT", "", ""},
+	{"backend", "BRIDGE_BACKENDS", "WithBackend", ""},
+	{"stream", "BRIDGE_STREAMS", "WithStream", ""},
+	{"descriptor-set", "BRIDGE_DESCRIPTOR_SET", "WithDescriptors", ""},
+	{"http-rules", "BRIDGE_HTTP_RULES", "WithHTTPRules", ""},
+	{"page-size", "BRIDGE_PAGE_SIZE", "WithPageSize", "def"},
+	{"max-page-size", "BRIDGE_MAX_PAGE_SIZE", "WithPageSize", "max"},
+	{"call-timeout", "BRIDGE_CALL_TIMEOUT", "WithCallTimeout", ""},
+	{"max-in-flight", "BRIDGE_MAX_IN_FLIGHT", "WithMaxInFlight", ""},
+	{"queue-bytes", "BRIDGE_QUEUE_BYTES", "WithOutboundQueue", ""},
+	{"max-frame-bytes", "BRIDGE_MAX_FRAME_BYTES", "WithMaxFrameSize", ""},
+	{"max-subscriptions", "BRIDGE_MAX_SUBSCRIPTIONS", "WithMaxSubscriptions", ""},
+	{"drain-timeout", "BRIDGE_DRAIN_TIMEOUT", "", ""},
+	{"refresh-interval", "BRIDGE_REFRESH_INTERVAL", "WithRefresh", ""},
+	{"log-level", "BRIDGE_LOG_LEVEL", "", ""},
+	{"schema", "BRIDGE_SCHEMA", "WithSchema", ""},
+	{"debug", "BRIDGE_DEBUG", "WithDebugPage", ""},
+	{"int64-as-number", "BRIDGE_INT64_AS_NUMBER", "WithInt64AsNumber", ""},
+	// security.go
+	{"config", "BRIDGE_CONFIG", "WithPolicy", ""},
+	{"jwt-secret", "BRIDGE_JWT_SECRET", "", ""},
+	{"jwt-keys", "BRIDGE_JWT_KEYS", "", ""},
+	{"jwt-issuer", "BRIDGE_JWT_ISSUER", "", ""},
+	{"jwt-audience", "BRIDGE_JWT_AUDIENCE", "", ""},
+	{"jwt-leeway", "BRIDGE_JWT_LEEWAY", "", ""},
+	{"token-cookie", "BRIDGE_TOKEN_COOKIE", "WithTokenCookie", ""},
+	{"token-expiry-margin", "BRIDGE_TOKEN_EXPIRY_MARGIN", "WithTokenExpiryMargin", ""},
+	{"forward-claims", "BRIDGE_FORWARD_CLAIMS", "WithForwardClaims", ""},
+	{"forward-headers", "BRIDGE_FORWARD_HEADERS", "WithForwardHeaders", ""},
+	{"forward-token", "BRIDGE_FORWARD_TOKEN", "WithForwardToken", ""},
+	{"allowed-origins", "BRIDGE_ALLOWED_ORIGINS", "WithAllowedOrigins", ""},
+	{"rate-limit", "BRIDGE_RATE_LIMIT", "WithRateLimit", "perSecond"},
+	{"rate-burst", "BRIDGE_RATE_BURST", "WithRateLimit", "burst"},
+	{"max-connections", "BRIDGE_MAX_CONNECTIONS", "WithMaxConnections", ""},
+	{"handshake-timeout", "BRIDGE_HANDSHAKE_TIMEOUT", "WithHandshakeTimeout", ""},
+	{"ping-interval", "BRIDGE_PING_INTERVAL", "WithKeepAlive", "interval"},
+	{"idle-timeout", "BRIDGE_IDLE_TIMEOUT", "WithKeepAlive", "idle"},
+	{"tls-cert", "BRIDGE_TLS_CERT", "", ""},
+	{"tls-key", "BRIDGE_TLS_KEY", "", ""},
+	{"backend-ca", "BRIDGE_BACKEND_CA", "", ""},
+	{"backend-cert", "BRIDGE_BACKEND_CERT", "", ""},
+	{"backend-key", "BRIDGE_BACKEND_KEY", "", ""},
+}
+
+// envOf is the environment variable of a flag.
+func envOf(name string) string {
+	for _, f := range flagSpecs {
+		if f.name == name {
+			return f.env
+		}
+	}
+	return ""
+}
+
+// optionFlagError names the flag behind a refusal of bridge.New. Any other error of New is
+// about a backend's target.
+func optionFlagError(err error) error {
+	var oe *bridge.OptionError
+	if !errors.As(err, &oe) {
+		return fmt.Errorf("-backend: %v", err)
+	}
+	for _, f := range flagSpecs {
+		if f.option == oe.Option && f.arg == oe.Arg {
+			return fmt.Errorf("-%s: %v", f.name, oe.Err)
+		}
+	}
+	return err // an option the command sets without a flag (WithLogger): its own bug
+}
+
+// registerFlags defines the flags of c on fs.
+func registerFlags(fs *flag.FlagSet, c *config) {
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8080", "address to serve HTTP and the WebSocket on")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve /metrics on this address instead of -listen's (plain HTTP)")
 	fs.DurationVar(&c.httpIdle, "http-idle-timeout", 2*time.Minute, "close idle keep-alive HTTP connections (probes, /schema, /metrics) after this long")
@@ -122,10 +178,16 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&c.debug, "debug", false, "serve the interactive debugger page at /debug/; never in production")
 	fs.BoolVar(&c.int64Number, "int64-as-number", false, "write 64-bit integers as JSON numbers when within ±(2^53−1), as strings beyond; overrides int64_as_number of -config")
 	c.sec.register(fs)
+}
+
+func parseFlags(args []string) (*config, error) {
+	var c config
+	fs := flag.NewFlagSet("bridge", flag.ContinueOnError)
+	registerFlags(fs, &c)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: bridge -backend host:port [flags]\n\nFlags (environment variable in brackets):")
 		fs.VisitAll(func(f *flag.Flag) {
-			fmt.Fprintf(fs.Output(), "  -%s [%s]\n    \t%s (default %q)\n", f.Name, envNames[f.Name], f.Usage, f.DefValue)
+			fmt.Fprintf(fs.Output(), "  -%s [%s]\n    \t%s (default %q)\n", f.Name, envOf(f.Name), f.Usage, f.DefValue)
 		})
 	}
 	// Parse errors come back as one line from run; only -help prints the usage.
@@ -142,37 +204,21 @@ func parseFlags(args []string) (*config, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for name, env := range envNames {
-		v, ok := os.LookupEnv(env)
-		if !ok || set[name] || v == "" {
+	for _, f := range flagSpecs {
+		v, ok := os.LookupEnv(f.env)
+		if !ok || set[f.name] || v == "" {
 			continue
 		}
-		if err := fs.Set(name, v); err != nil {
-			return nil, fmt.Errorf("invalid value %q for -%s (from %s): %v", v, name, env, err)
+		if err := fs.Set(f.name, v); err != nil {
+			return nil, fmt.Errorf("invalid value %q for -%s (from %s): %v", v, f.name, f.env, err)
 		}
 	}
 	fs.Visit(func(f *flag.Flag) { c.int64Set = c.int64Set || f.Name == "int64-as-number" })
+	// The ranges of the bridge's options are checked by bridge.New (optionFlagError); only
+	// the command's own settings are checked here.
 	switch {
-	case len(c.backends) == 0:
-		return nil, errors.New("-backend is required")
-	case c.pageSize < 1:
-		return nil, fmt.Errorf("-page-size must be at least 1, got %d", c.pageSize)
-	case c.maxPageSize < c.pageSize:
-		return nil, fmt.Errorf("-max-page-size (%d) must be at least -page-size (%d)", c.maxPageSize, c.pageSize)
-	case c.callTimeout <= 0:
-		return nil, fmt.Errorf("-call-timeout must be positive, got %s", c.callTimeout)
-	case c.maxInFlight < 1:
-		return nil, fmt.Errorf("-max-in-flight must be at least 1, got %d", c.maxInFlight)
-	case c.queueBytes < 1024:
-		return nil, fmt.Errorf("-queue-bytes must be at least 1024, got %d", c.queueBytes)
-	case c.maxFrameBytes < 256:
-		return nil, fmt.Errorf("-max-frame-bytes must be at least 256, got %d", c.maxFrameBytes)
-	case c.maxSubs < 0:
-		return nil, fmt.Errorf("-max-subscriptions must not be negative, got %d", c.maxSubs)
 	case c.drainTimeout < 0:
 		return nil, fmt.Errorf("-drain-timeout must not be negative, got %s", c.drainTimeout)
-	case c.refresh < 0:
-		return nil, fmt.Errorf("-refresh-interval must not be negative, got %s", c.refresh)
 	case c.httpIdle <= 0:
 		return nil, fmt.Errorf("-http-idle-timeout must be positive, got %s", c.httpIdle)
 	}
@@ -191,6 +237,7 @@ func (c *config) options(logger *slog.Logger) ([]bridge.Option, error) {
 		bridge.WithOutboundQueue(c.queueBytes),
 		bridge.WithMaxFrameSize(c.maxFrameBytes),
 		bridge.WithMaxSubscriptions(c.maxSubs),
+		bridge.WithRefresh(c.refresh),
 		bridge.WithSchema(c.schema),
 		bridge.WithDebugPage(c.debug),
 	}
@@ -269,6 +316,17 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The options are checked before anything listens: a bad flag is reported as such.
+	srv, err := bridge.New(opts...)
+	if err != nil {
+		return optionFlagError(err)
+	}
+	serving := false
+	defer func() {
+		if !serving { // a listener failed: nothing to drain
+			srv.Shutdown(context.Background())
+		}
+	}()
 	ln, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("-listen: %v", err)
@@ -287,10 +345,6 @@ func run(ctx context.Context, args []string) error {
 	}
 	// Idle keep-alive connections (probes, /schema, /metrics) do not live forever.
 	httpSrv.IdleTimeout = c.httpIdle
-	srv, err := bridge.New(opts...)
-	if err != nil {
-		return c.sec.newError(err)
-	}
 	httpSrv.Handler = srv
 	var metricsSrv *http.Server
 	if metricsLn != nil {
@@ -301,6 +355,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	// Before Serve, which writes TLSConfig (http2 setup).
 	wsURL := wsScheme(httpSrv) + "://" + ln.Addr().String() + "/ws"
+	serving = true
 	serveErr := make(chan error, 2)
 	go func() { serveErr <- serveHTTP(httpSrv, ln) }()
 	if metricsSrv != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"os"
 	"strings"
 	"testing"
@@ -40,6 +41,11 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 		{[]string{"-backend", "x:1", "-call-timeout", "-1s"}, nil, "-call-timeout"},
 		{[]string{"-backend", "x:1", "-max-in-flight", "0"}, nil, "-max-in-flight"},
 		{[]string{"-backend", "x:1", "-queue-bytes", "10"}, nil, "-queue-bytes"},
+		{[]string{"-backend", "x:1", "-max-frame-bytes", "10"}, nil, "-max-frame-bytes"},
+		{[]string{"-backend", "x:1", "-max-subscriptions", "-1"}, nil, "-max-subscriptions"},
+		{[]string{"-backend", "x:1", "-refresh-interval", "-1s"}, nil, "-refresh-interval"},
+		{[]string{"-backend", "x:1", "-drain-timeout", "-1s"}, nil, "-drain-timeout"},
+		{[]string{"-backend", "x:1", "-stream", "=questions"}, nil, "-stream"},
 		{[]string{"-backend", "x:1"}, map[string]string{"BRIDGE_PAGE_SIZE": "many"}, "-page-size"},
 		{[]string{"-backend", "x:1"}, map[string]string{"BRIDGE_CALL_TIMEOUT": "soon"}, "-call-timeout"},
 		{[]string{"-backend", "x:1", "-stream", "nostream"}, nil, "-stream"},
@@ -74,6 +80,26 @@ func wantFlagError(t *testing.T, args []string, env map[string]string, flag stri
 	msg := err.Error()
 	if !strings.Contains(msg, flag) || strings.Contains(msg, "\n") {
 		t.Fatalf("%v %v: error %q should be one line naming %s", args, env, msg, flag)
+	}
+}
+
+// TestEveryFlagHasAnEnvironmentVariable: flagSpecs is the one table of flags; a flag missing
+// from it would have no variable and its option's refusals would name no flag.
+func TestEveryFlagHasAnEnvironmentVariable(t *testing.T) {
+	fs := flag.NewFlagSet("bridge", flag.ContinueOnError)
+	var c config
+	registerFlags(fs, &c)
+	seen := map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) {
+		seen[f.Name] = true
+		if envOf(f.Name) == "" {
+			t.Errorf("-%s has no environment variable in flagSpecs", f.Name)
+		}
+	})
+	for _, f := range flagSpecs {
+		if !seen[f.name] {
+			t.Errorf("flagSpecs lists -%s, which is not a flag", f.name)
+		}
 	}
 }
 

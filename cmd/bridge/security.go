@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -45,36 +44,6 @@ type securityFlags struct {
 	backendKey       string
 }
 
-func init() {
-	for flag, env := range map[string]string{
-		"config":              "BRIDGE_CONFIG",
-		"jwt-secret":          "BRIDGE_JWT_SECRET",
-		"jwt-keys":            "BRIDGE_JWT_KEYS",
-		"jwt-issuer":          "BRIDGE_JWT_ISSUER",
-		"jwt-audience":        "BRIDGE_JWT_AUDIENCE",
-		"jwt-leeway":          "BRIDGE_JWT_LEEWAY",
-		"token-cookie":        "BRIDGE_TOKEN_COOKIE",
-		"token-expiry-margin": "BRIDGE_TOKEN_EXPIRY_MARGIN",
-		"forward-claims":      "BRIDGE_FORWARD_CLAIMS",
-		"forward-headers":     "BRIDGE_FORWARD_HEADERS",
-		"forward-token":       "BRIDGE_FORWARD_TOKEN",
-		"allowed-origins":     "BRIDGE_ALLOWED_ORIGINS",
-		"rate-limit":          "BRIDGE_RATE_LIMIT",
-		"rate-burst":          "BRIDGE_RATE_BURST",
-		"max-connections":     "BRIDGE_MAX_CONNECTIONS",
-		"handshake-timeout":   "BRIDGE_HANDSHAKE_TIMEOUT",
-		"ping-interval":       "BRIDGE_PING_INTERVAL",
-		"idle-timeout":        "BRIDGE_IDLE_TIMEOUT",
-		"tls-cert":            "BRIDGE_TLS_CERT",
-		"tls-key":             "BRIDGE_TLS_KEY",
-		"backend-ca":          "BRIDGE_BACKEND_CA",
-		"backend-cert":        "BRIDGE_BACKEND_CERT",
-		"backend-key":         "BRIDGE_BACKEND_KEY",
-	} {
-		envNames[flag] = env
-	}
-}
-
 func (s *securityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.configFile, "config", "", "JSON configuration file: permissions per stream and action (docs/security.md)")
 	fs.StringVar(&s.jwtSecret, "jwt-secret", "", "verify HS256 tokens with this secret, at least 32 bytes; prefer the environment variable, argv is visible to other users")
@@ -101,28 +70,12 @@ func (s *securityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.backendKey, "backend-key", "", "private key (PEM) of -backend-cert")
 }
 
+// validate checks the command's own combinations of flags; the ranges of the bridge's
+// options are bridge.New's to check.
 func (s *securityFlags) validate() error {
 	switch {
-	case s.rateLimit < 0:
-		return fmt.Errorf("-rate-limit must not be negative, got %v", s.rateLimit)
-	case s.rateLimit > 0 && s.rateBurst < 1:
-		return fmt.Errorf("-rate-burst must be at least 1, got %d", s.rateBurst)
-	case s.maxConns < 0:
-		return fmt.Errorf("-max-connections must not be negative, got %d", s.maxConns)
-	case s.handshakeTimeout <= 0:
-		return fmt.Errorf("-handshake-timeout must be positive, got %s", s.handshakeTimeout)
-	case s.expiryMargin < 0:
-		return fmt.Errorf("-token-expiry-margin must not be negative, got %s", s.expiryMargin)
 	case s.jwtLeeway < 0:
 		return fmt.Errorf("-jwt-leeway must not be negative, got %s", s.jwtLeeway)
-	case s.pingInterval < 0:
-		return fmt.Errorf("-ping-interval must not be negative, got %s", s.pingInterval)
-	case s.idleTimeout < 0:
-		return fmt.Errorf("-idle-timeout must not be negative, got %s", s.idleTimeout)
-	case s.pingInterval > 0 && s.idleTimeout > 0 && s.idleTimeout <= s.pingInterval:
-		return fmt.Errorf("-idle-timeout (%s) must be longer than -ping-interval (%s)", s.idleTimeout, s.pingInterval)
-	case s.pingInterval > 0 && s.idleTimeout == 0:
-		return errors.New("-idle-timeout must be set when -ping-interval is")
 	case (s.tlsCert == "") != (s.tlsKey == ""):
 		return errors.New("-tls-cert and -tls-key go together")
 	case (s.backendCert == "") != (s.backendKey == ""):
@@ -193,23 +146,6 @@ func (s *securityFlags) options() ([]bridge.Option, error) {
 		opts = append(opts, bridge.WithAllowedOrigins(s.allowedOrigins...))
 	}
 	return opts, nil
-}
-
-// newError names the flag behind an error of bridge.New about these flags; other errors
-// are the backends'.
-func (s *securityFlags) newError(err error) error {
-	msg := err.Error()
-	for prefix, flag := range map[string]string{
-		"forwarded header": "-forward-headers",
-		"header ":          "-forward-headers",
-		"claim ":           "-forward-claims",
-		"allowed origin":   "-allowed-origins",
-	} {
-		if strings.HasPrefix(msg, prefix) {
-			return fmt.Errorf("%s: %v", flag, err)
-		}
-	}
-	return fmt.Errorf("-backend: %v", err)
 }
 
 // backendDialOptions are the dial options of every backend: TLS (and client certificates)
