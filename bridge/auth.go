@@ -32,8 +32,8 @@ type Identity struct {
 	// Claims are the token's verified claims, as decoded from JSON.
 	Claims map[string]any
 	// Expires is when the token stops being accepted; zero when it does not. The bridge
-	// closes the connection with 4001 then (minus WithTokenExpiryMargin). For the JWT
-	// authenticator it is the token's exp plus JWTConfig.Leeway.
+	// closes the connection with 4001 then (minus WithTokenExpiryMargin). For package
+	// jwtauth's authenticator it is the token's exp plus its Config.Leeway.
 	Expires time.Time
 
 	token string // the raw token, forwarded only with WithForwardToken
@@ -78,7 +78,7 @@ func claimHas(v any, want string) bool {
 
 // Authenticator verifies the token a client sends at the handshake. It returns the
 // identity the token proves (with a non-empty Subject), or an error: the handshake is then
-// refused with HTTP 401. WithJWT installs the built-in JWT authenticator.
+// refused with HTTP 401. Package jwtauth verifies JWTs.
 type Authenticator interface {
 	Authenticate(ctx context.Context, token string) (*Identity, error)
 }

@@ -10,7 +10,6 @@ import (
 // securityOptions are the options of authentication, permissions and hardening.
 type securityOptions struct {
 	auth         Authenticator
-	jwt          *JWTConfig // built into auth by validate
 	cookie       string
 	expiryMargin time.Duration
 	claims       []string
@@ -73,13 +72,6 @@ var neverForwarded = map[string]bool{
 }
 
 func (o *securityOptions) validate() error {
-	if o.jwt != nil {
-		a, err := NewJWTAuthenticator(*o.jwt)
-		if err != nil {
-			return &OptionError{Option: "WithJWT", Err: err}
-		}
-		o.auth = a
-	}
 	for i, h := range o.headers {
 		h = strings.ToLower(strings.TrimSpace(h))
 		o.headers[i] = h
@@ -140,14 +132,10 @@ func validMDKey(k string) bool {
 // Bearer header, token query parameter, the WithTokenCookie cookie, or a bearer.<token>
 // subprotocol, in that order). A connection without a token is anonymous; one with a token
 // the authenticator refuses gets HTTP 401 and no WebSocket. Default: none; tokens are
-// ignored and every connection is anonymous.
+// ignored and every connection is anonymous. Package jwtauth is the bridge's JWT
+// authenticator.
 func WithAuthenticator(a Authenticator) Option {
-	return optionFunc(func(o *options) { o.security.auth, o.security.jwt = a, nil })
-}
-
-// WithJWT verifies tokens as JWTs (see JWTConfig); New fails if cfg is unusable.
-func WithJWT(cfg JWTConfig) Option {
-	return optionFunc(func(o *options) { o.security.jwt = &cfg })
+	return optionFunc(func(o *options) { o.security.auth = a })
 }
 
 // WithTokenCookie also reads the token from the cookie of that name. Default "": no cookie.

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/wsbridge/wsbridge/bridge"
+	"github.com/wsbridge/wsbridge/bridge/jwtauth"
 )
 
 const denied = `["Permission Denied"]`
@@ -101,7 +102,7 @@ func TestBuiltinPermissions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e, sp := newSpyEnv(t, bridge.WithJWT(k.jwtConfig()), bridge.WithPolicy(bridge.Policy{Default: p}))
+			e, sp := newSpyEnv(t, withJWT(t, k.jwtConfig()), bridge.WithPolicy(bridge.Policy{Default: p}))
 			var pk string
 			for _, u := range users {
 				if u.name == tc.allowed[0] {
@@ -132,7 +133,7 @@ func TestDemoAuthConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	k, _ := signingKeys(t)
-	e, sp := newSpyEnv(t, bridge.WithJWT(bridge.JWTConfig{Secret: k.secret}), cfg)
+	e, sp := newSpyEnv(t, withJWT(t, jwtauth.Config{Secret: k.secret}), cfg)
 	anon := e.dial()
 	user := e.dialAs(k.hs256(t, claims("ann", nil)), nil)
 
@@ -178,7 +179,7 @@ func TestConfigPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	k, _ := signingKeys(t)
-	e, _ := newSpyEnv(t, bridge.WithJWT(k.jwtConfig()), cfg)
+	e, _ := newSpyEnv(t, withJWT(t, k.jwtConfig()), cfg)
 	anon, user := e.dial(), e.dialAs(k.hs256(t, claims("u", nil)), nil)
 	auditor := e.dialAs(k.hs256(t, claims("a", jwt.MapClaims{"roles": []string{"auditor"}})), nil)
 
@@ -193,7 +194,7 @@ func TestConfigPrecedence(t *testing.T) {
 
 func TestBackendAuthErrorsMapped(t *testing.T) {
 	k, _ := signingKeys(t)
-	e, sp := newSpyEnv(t, bridge.WithJWT(k.jwtConfig()))
+	e, sp := newSpyEnv(t, withJWT(t, k.jwtConfig()))
 	sp.reject = func(method string, md metadata.MD) error {
 		if !strings.HasPrefix(method, "/polls.v1.") {
 			return nil
@@ -224,7 +225,7 @@ func TestEventsFilteredPerSubscriber(t *testing.T) {
 		n, err := strconv.Atoi(pk)
 		return err == nil && n%2 == 0
 	})
-	e, _ := newSpyEnv(t, bridge.WithJWT(k.jwtConfig()), bridge.WithPermissions(evenOnly))
+	e, _ := newSpyEnv(t, withJWT(t, k.jwtConfig()), bridge.WithPermissions(evenOnly))
 	even := e.dialAs(k.hs256(t, claims("even", nil)), nil)
 	all := e.dialAs(k.hs256(t, claims("all", nil)), nil)
 	for _, c := range []*client{even, all} {
@@ -268,7 +269,7 @@ func TestEventsFilteredPerSubscriber(t *testing.T) {
 // get an event, so the subscription is refused.
 func TestSubscribeNeedsRetrieve(t *testing.T) {
 	k, _ := signingKeys(t)
-	e, sp := newSpyEnv(t, bridge.WithJWT(k.jwtConfig()), bridge.WithPolicy(bridge.Policy{Streams: map[string]bridge.StreamPolicy{
+	e, sp := newSpyEnv(t, withJWT(t, k.jwtConfig()), bridge.WithPolicy(bridge.Policy{Streams: map[string]bridge.StreamPolicy{
 		"questions": {Actions: map[string]bridge.Permission{"retrieve": bridge.IsAuthenticated}},
 	}}))
 	before := len(sp.resourceCalls())
@@ -284,7 +285,7 @@ func TestBadTokensRefusedAtHandshake(t *testing.T) {
 	k, other := signingKeys(t)
 	cfg := k.jwtConfig()
 	cfg.Issuer, cfg.Audience = "https://issuer.test", "bridge"
-	e, sp := newSpyEnv(t, bridge.WithJWT(cfg), bridge.WithTokenCookie(tokenCookie))
+	e, sp := newSpyEnv(t, withJWT(t, cfg), bridge.WithTokenCookie(tokenCookie))
 	good := func(extra jwt.MapClaims) jwt.MapClaims {
 		c := claims("ann", jwt.MapClaims{"iss": "https://issuer.test", "aud": "bridge"})
 		for k, v := range extra {
@@ -361,7 +362,7 @@ func TestBadTokensRefusedAtHandshake(t *testing.T) {
 
 func TestSubprotocolNeverEchoesToken(t *testing.T) {
 	k, _ := signingKeys(t)
-	e, _ := newSpyEnv(t, bridge.WithJWT(k.jwtConfig()))
+	e, _ := newSpyEnv(t, withJWT(t, k.jwtConfig()))
 	tok := k.hs256(t, claims("ann", nil))
 	ws, resp := handshake(t, e.url, "subprotocol", tok, nil)
 	if ws == nil {
@@ -397,7 +398,7 @@ func TestSubprotocolNeverEchoesToken(t *testing.T) {
 // headers, on unary calls and on Subscribe, and nothing a client tries to inject.
 func TestForwardedMetadata(t *testing.T) {
 	k, _ := signingKeys(t)
-	e, sp := newSpyEnv(t, bridge.WithJWT(k.jwtConfig()),
+	e, sp := newSpyEnv(t, withJWT(t, k.jwtConfig()),
 		bridge.WithForwardClaims("email", "roles"),
 		bridge.WithForwardHeaders("X-Request-Id", "Accept-Language"))
 	inject := http.Header{
@@ -453,7 +454,7 @@ func TestForwardedMetadata(t *testing.T) {
 
 func TestForwardToken(t *testing.T) {
 	k, _ := signingKeys(t)
-	e, sp := newSpyEnv(t, bridge.WithJWT(k.jwtConfig()), bridge.WithForwardToken(true), bridge.WithTokenCookie(tokenCookie))
+	e, sp := newSpyEnv(t, withJWT(t, k.jwtConfig()), bridge.WithForwardToken(true), bridge.WithTokenCookie(tokenCookie))
 	tok := k.hs256(t, claims("ann", nil))
 	ws, resp := handshake(t, e.url, "cookie", tok, nil)
 	if ws == nil {
@@ -468,7 +469,7 @@ func TestForwardToken(t *testing.T) {
 // TestUpstreamsPerIdentity: identical subscriptions share an upstream only within one identity.
 func TestUpstreamsPerIdentity(t *testing.T) {
 	k, _ := signingKeys(t)
-	e, sp := newSpyEnv(t, bridge.WithJWT(k.jwtConfig()))
+	e, sp := newSpyEnv(t, withJWT(t, k.jwtConfig()))
 	sub := map[string]any{"action": "subscribe", "data": map[string]any{"action": "create"}}
 	ann1 := e.dialAs(k.hs256(t, claims("ann", nil)), nil)
 	ann2 := e.dialAs(k.rs256(t, claims("ann", nil)), nil)
@@ -507,7 +508,7 @@ func TestTokenExpiryCloses4001(t *testing.T) {
 	// client always has at least 3 s to connect and make its request.
 	t.Run("at expiry", func(t *testing.T) {
 		t.Parallel()
-		e, _ := newSpyEnv(t, bridge.WithJWT(k.jwtConfig()))
+		e, _ := newSpyEnv(t, withJWT(t, k.jwtConfig()))
 		exp := time.Now().Add(4 * time.Second).Truncate(time.Second) // 3 to 4 s ahead
 		c := e.dialAs(k.hs256(t, claims("ann", jwt.MapClaims{"exp": exp.Unix()})), nil)
 		wantStatus(t, c.do("questions", map[string]any{"action": "list"}), 200)
@@ -524,7 +525,7 @@ func TestTokenExpiryCloses4001(t *testing.T) {
 		tok := k.hs256(t, claims("ann", jwt.MapClaims{"exp": exp.Unix()}))
 		closeAt := time.Now().Add(3 * time.Second)
 		margin := exp.Sub(closeAt) // the connection must close at closeAt, an hour before exp
-		e, _ := newSpyEnv(t, bridge.WithJWT(k.jwtConfig()), bridge.WithTokenExpiryMargin(margin))
+		e, _ := newSpyEnv(t, withJWT(t, k.jwtConfig()), bridge.WithTokenExpiryMargin(margin))
 		c := e.dialAs(tok, nil)
 		wantStatus(t, c.do("questions", map[string]any{"action": "subscribe", "data": map[string]any{"action": "create"}}), 200)
 		if code := c.closeCode(); code != bridge.CloseTokenExpired {

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/wsbridge/wsbridge/bridge"
+	"github.com/wsbridge/wsbridge/bridge/jwtauth"
 	"github.com/wsbridge/wsbridge/examples/backend/polls"
 )
 
@@ -162,12 +163,22 @@ func signingKeys(t *testing.T) (*keys, *keys) {
 	return testKeys, otherKeys
 }
 
-// jwtConfig is a bridge configuration accepting tokens of k.
-func (k *keys) jwtConfig() bridge.JWTConfig {
-	return bridge.JWTConfig{
+// jwtConfig is a JWT configuration accepting tokens of k.
+func (k *keys) jwtConfig() jwtauth.Config {
+	return jwtauth.Config{
 		Secret: k.secret,
-		Keys:   []bridge.PublicKey{{ID: "rsa1", Key: &k.rsa.PublicKey}, {ID: "ec1", Key: &k.ec.PublicKey}},
+		Keys:   []jwtauth.Key{{ID: "rsa1", Key: &k.rsa.PublicKey}, {ID: "ec1", Key: &k.ec.PublicKey}},
 	}
+}
+
+// withJWT authenticates with package jwtauth configured by cfg.
+func withJWT(t *testing.T, cfg jwtauth.Config) bridge.Option {
+	t.Helper()
+	a, err := jwtauth.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bridge.WithAuthenticator(a)
 }
 
 // claims are the default claims of a test token, with extra merged in.

@@ -68,7 +68,7 @@ func TestCredentialSources(t *testing.T) {
 	})
 
 	t.Run("jwt", func(t *testing.T) {
-		e, sp := newSpyEnv(t, bridge.WithJWT(k.jwtConfig()), bridge.WithTokenCookie(tokenCookie))
+		e, sp := newSpyEnv(t, withJWT(t, k.jwtConfig()), bridge.WithTokenCookie(tokenCookie))
 		// Another scheme is skipped and the other sources are read.
 		for _, way := range []string{"query", "cookie", "subprotocol"} {
 			if sub := subjectSeen(t, e, sp, way, ann, basic); sub != "ann" {
@@ -120,7 +120,7 @@ func TestJWTLeeway(t *testing.T) {
 	k, _ := signingKeys(t)
 	cfg := k.jwtConfig()
 	cfg.Leeway = time.Minute
-	e, _ := newSpyEnv(t, bridge.WithJWT(cfg))
+	e, _ := newSpyEnv(t, withJWT(t, cfg))
 	// Expired 10 s ago, inside the leeway: accepted.
 	c := e.dialAs(k.hs256(t, claims("ann", jwt.MapClaims{"exp": time.Now().Add(-10 * time.Second).Unix()})), nil)
 	wantStatus(t, c.do("questions", map[string]any{"action": "list"}), 200)

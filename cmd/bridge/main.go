@@ -228,7 +228,8 @@ func parseFlags(args []string) (*config, error) {
 	return &c, nil
 }
 
-func (c *config) options(logger *slog.Logger) ([]bridge.Option, error) {
+// options are the bridge options of the flags. ctx bounds the refresh of a JWKS URL.
+func (c *config) options(ctx context.Context, logger *slog.Logger) ([]bridge.Option, error) {
 	opts := []bridge.Option{
 		bridge.WithLogger(logger),
 		bridge.WithPageSize(c.pageSize, c.maxPageSize),
@@ -241,7 +242,7 @@ func (c *config) options(logger *slog.Logger) ([]bridge.Option, error) {
 		bridge.WithSchema(c.schema),
 		bridge.WithDebugPage(c.debug),
 	}
-	secOpts, err := c.sec.options()
+	secOpts, err := c.sec.options(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +313,10 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("-log-level: %v", err)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	opts, err := c.options(logger)
+	// Not ctx, which ends at the signal: the JWKS refresh lasts until run returns.
+	authCtx, stopAuth := context.WithCancel(context.Background())
+	defer stopAuth()
+	opts, err := c.options(authCtx, logger)
 	if err != nil {
 		return err
 	}

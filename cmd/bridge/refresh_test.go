@@ -44,7 +44,7 @@ func TestRefreshIntervalFlag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts, err := c.options(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	opts, err := c.options(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

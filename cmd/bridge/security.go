@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -9,12 +10,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
 	"github.com/wsbridge/wsbridge/bridge"
+	"github.com/wsbridge/wsbridge/bridge/jwtauth"
 )
 
 // securityFlags are the flags of authentication, permissions, hardening and TLS
@@ -47,7 +50,7 @@ type securityFlags struct {
 func (s *securityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.configFile, "config", "", "JSON configuration file: permissions per stream and action (docs/security.md)")
 	fs.StringVar(&s.jwtSecret, "jwt-secret", "", "verify HS256 tokens with this secret, at least 32 bytes; prefer the environment variable, argv is visible to other users")
-	fs.StringVar(&s.jwtKeys, "jwt-keys", "", "verify RS256/ES256 tokens with the public keys of this PEM or JWKS file")
+	fs.StringVar(&s.jwtKeys, "jwt-keys", "", "verify RSA and ECDSA tokens with the public keys of this PEM or JWKS file, or of this http(s) JWKS URL (fetched again hourly, and on an unknown kid)")
 	fs.StringVar(&s.jwtIssuer, "jwt-issuer", "", "required token issuer (iss)")
 	fs.StringVar(&s.jwtAudience, "jwt-audience", "", "required token audience (aud)")
 	fs.DurationVar(&s.jwtLeeway, "jwt-leeway", 0, "clock skew tolerated on exp, nbf and iat")
@@ -71,25 +74,21 @@ func (s *securityFlags) register(fs *flag.FlagSet) {
 }
 
 // validate checks the command's own combinations of flags; the ranges of the bridge's
-// options are bridge.New's to check.
+// options are bridge.New's to check, those of the JWT flags jwtauth.New's.
 func (s *securityFlags) validate() error {
 	switch {
-	case s.jwtLeeway < 0:
-		return fmt.Errorf("-jwt-leeway must not be negative, got %s", s.jwtLeeway)
 	case (s.tlsCert == "") != (s.tlsKey == ""):
 		return errors.New("-tls-cert and -tls-key go together")
 	case (s.backendCert == "") != (s.backendKey == ""):
 		return errors.New("-backend-cert and -backend-key go together")
 	case s.backendCert != "" && s.backendCA == "":
 		return errors.New("-backend-cert needs -backend-ca")
-	case s.jwtSecret != "" && len(s.jwtSecret) < 32:
-		return fmt.Errorf("-jwt-secret must be at least 32 bytes, got %d", len(s.jwtSecret))
 	}
 	return nil
 }
 
-// options are the bridge options of the flags.
-func (s *securityFlags) options() ([]bridge.Option, error) {
+// options are the bridge options of the flags. ctx bounds the refresh of a JWKS URL.
+func (s *securityFlags) options(ctx context.Context) ([]bridge.Option, error) {
 	opts := []bridge.Option{
 		bridge.WithRateLimit(s.rateLimit, s.rateBurst),
 		bridge.WithMaxConnections(s.maxConns),
@@ -110,24 +109,9 @@ func (s *securityFlags) options() ([]bridge.Option, error) {
 		opts = append(opts, opt)
 	}
 	if s.jwtSecret != "" || s.jwtKeys != "" {
-		cfg := bridge.JWTConfig{
-			Secret:   []byte(s.jwtSecret),
-			Issuer:   s.jwtIssuer,
-			Audience: s.jwtAudience,
-			Leeway:   s.jwtLeeway,
-		}
-		if s.jwtKeys != "" {
-			raw, err := os.ReadFile(s.jwtKeys)
-			if err != nil {
-				return nil, fmt.Errorf("-jwt-keys: %v", err)
-			}
-			if cfg.Keys, err = bridge.ParsePublicKeys(raw); err != nil {
-				return nil, fmt.Errorf("-jwt-keys: %s: %v", s.jwtKeys, err)
-			}
-		}
-		auth, err := bridge.NewJWTAuthenticator(cfg)
+		auth, err := s.jwtAuthenticator(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("-jwt-secret/-jwt-keys: %v", err)
+			return nil, err
 		}
 		opts = append(opts, bridge.WithAuthenticator(auth))
 	} else if s.jwtIssuer != "" || s.jwtAudience != "" {
@@ -146,6 +130,44 @@ func (s *securityFlags) options() ([]bridge.Option, error) {
 		opts = append(opts, bridge.WithAllowedOrigins(s.allowedOrigins...))
 	}
 	return opts, nil
+}
+
+// jwtFlags maps the fields of jwtauth.Config to the flags that set them.
+var jwtFlags = map[string]string{
+	"Secret": "-jwt-secret", "Keys": "-jwt-keys", "JWKSURL": "-jwt-keys", "Leeway": "-jwt-leeway",
+	"Issuer": "-jwt-issuer", "Audience": "-jwt-audience",
+}
+
+// jwtAuthenticator is the authenticator of the -jwt-* flags; -jwt-keys is a PEM or JWKS
+// file, or an http(s) URL of a JWKS.
+func (s *securityFlags) jwtAuthenticator(ctx context.Context) (*jwtauth.Authenticator, error) {
+	cfg := jwtauth.Config{
+		Secret:   []byte(s.jwtSecret),
+		Issuer:   s.jwtIssuer,
+		Audience: s.jwtAudience,
+		Leeway:   s.jwtLeeway,
+	}
+	switch {
+	case strings.HasPrefix(s.jwtKeys, "https://"), strings.HasPrefix(s.jwtKeys, "http://"):
+		cfg.JWKSURL = s.jwtKeys
+	case s.jwtKeys != "":
+		raw, err := os.ReadFile(s.jwtKeys)
+		if err != nil {
+			return nil, fmt.Errorf("-jwt-keys: %v", err)
+		}
+		if cfg.Keys, err = jwtauth.ParseKeys(raw); err != nil {
+			return nil, fmt.Errorf("-jwt-keys: %s: %v", s.jwtKeys, err)
+		}
+	}
+	auth, err := jwtauth.New(ctx, cfg)
+	if err != nil {
+		var ce *jwtauth.ConfigError
+		if errors.As(err, &ce) && jwtFlags[ce.Field] != "" {
+			return nil, fmt.Errorf("%s: %v", jwtFlags[ce.Field], ce.Err)
+		}
+		return nil, fmt.Errorf("-jwt-secret/-jwt-keys: %v", err)
+	}
+	return auth, nil
 }
 
 // backendDialOptions are the dial options of every backend: TLS (and client certificates)

@@ -9,18 +9,22 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
 	"github.com/wsbridge/wsbridge/bridge"
@@ -49,6 +53,12 @@ func TestSecurityFlagsNameTheFlag(t *testing.T) {
 		{[]string{"-tls-cert", "c.pem"}, nil, "-tls-cert"},
 		{[]string{"-backend-cert", "c.pem", "-backend-key", "k.pem"}, nil, "-backend-cert"},
 		{nil, map[string]string{"BRIDGE_JWT_SECRET": "short"}, "-jwt-secret"},
+		{[]string{"-jwt-secret", strings.Repeat("s", 32), "-jwt-leeway", "-1s"}, nil, "-jwt-leeway"},
+		{[]string{"-jwt-keys", "http://127.0.0.1:1/jwks.json"}, nil, "-jwt-keys"},
+		{[]string{"-token-expiry-margin", "-1s"}, nil, "-token-expiry-margin"},
+		{[]string{"-ping-interval", "-1s"}, nil, "-ping-interval"},
+		{[]string{"-idle-timeout", "-1s"}, nil, "-idle-timeout"},
+		{[]string{"-ping-interval", "10s", "-idle-timeout", "0s"}, nil, "-idle-timeout"},
 		{[]string{"-jwt-issuer", "x"}, nil, "-jwt-issuer"},
 		{[]string{"-config", filepath.Join(dir, "missing.json")}, nil, "-config"},
 		{[]string{"-config", badConfig}, nil, "-config"},
@@ -82,8 +92,38 @@ func TestSecurityEnvironment(t *testing.T) {
 	if s.jwtSecret != secret || s.configFile == "" || len(s.allowedOrigins) != 2 || s.rateLimit != 2.5 || !s.forwardToken {
 		t.Fatalf("environment not applied: %+v", s)
 	}
-	if _, err := c.options(slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+	if _, err := c.options(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatalf("options: %v", err)
+	}
+}
+
+// TestJWKSURLFlag: -jwt-keys takes the URL of a JWKS as well as a file.
+func TestJWKSURLFlag(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, _ := k.PublicKey.Bytes()
+	b64 := base64.RawURLEncoding.EncodeToString
+	jwks := fmt.Sprintf(`{"keys":[{"kty":"EC","kid":"k","crv":"P-384","x":%q,"y":%q}]}`, b64(pt[1:49]), b64(pt[49:]))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, jwks) }))
+	defer srv.Close()
+	c, err := parseFlags([]string{"-backend", "a:1", "-jwt-keys", srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	auth, err := c.sec.jwtAuthenticator(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodES384, jwt.MapClaims{"sub": "ann", "exp": time.Now().Add(time.Hour).Unix()}).SignedString(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := auth.Authenticate(ctx, tok); err != nil || id.Subject != "ann" {
+		t.Fatalf("token of the JWKS URL's key: %+v %v", id, err)
 	}
 }
 
@@ -159,7 +199,7 @@ func TestTLSFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts, err := c.options(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	opts, err := c.options(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
