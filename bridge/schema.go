@@ -14,7 +14,8 @@ import (
 
 // The schema endpoint: GET /schema describes every stream of the current catalog in JSON,
 // derived from the same descriptors the bridge uses to transcode, so it is always current.
-// The format is documented in docs/schema.md.
+// The format is documented in docs/schema.md; the types below are that JSON and nothing
+// else, so they are unexported: Server.Schema gives Go callers the same bytes.
 
 // WithSchema serves the JSON description of the streams at GET /schema. Default true;
 // with false the path answers 404.
@@ -22,16 +23,16 @@ func WithSchema(on bool) Option {
 	return optionFunc(func(o *options) { o.schemaOff = !on })
 }
 
-// Schema is the document served at /schema.
-type Schema struct {
+// schemaDoc is the document served at /schema.
+type schemaDoc struct {
 	// Streams by stream name.
-	Streams map[string]*SchemaStream `json:"streams"`
+	Streams map[string]*schemaStream `json:"streams"`
 	// Messages by full name: every message a shape refers to with "message".
-	Messages map[string]*SchemaMessage `json:"messages"`
+	Messages map[string]*schemaMessage `json:"messages"`
 }
 
-// SchemaStream is one resource.
-type SchemaStream struct {
+// schemaStream is one resource.
+type schemaStream struct {
 	Stream  string `json:"stream"`
 	Service string `json:"service"`
 	// Model is the resource message's full name (the "model" of events), "" when unknown.
@@ -42,19 +43,20 @@ type SchemaStream struct {
 	// the configured policy, the proto options and the defaults.
 	EffectivePermission string `json:"effective_permission"`
 	// Actions in the order of the service's methods.
-	Actions []*SchemaAction `json:"actions"`
+	Actions []*schemaAction `json:"actions"`
 	// Events are the event actions a client can subscribe to; empty without Subscribe.
 	Events []string `json:"events"`
 	// Subscribe describes the subscription, nil when the resource has none.
-	Subscribe *SchemaSubscribe `json:"subscribe"`
+	Subscribe *schemaSubscribe `json:"subscribe"`
 }
 
-// SchemaAction is one action of a stream.
-type SchemaAction struct {
+// schemaAction is one action of a stream.
+type schemaAction struct {
 	Name string `json:"name"`
 	// Kind is create, retrieve, update, patch, list, delete or custom.
 	Kind string `json:"kind"`
-	// Scope is "detail" (the action takes a pk) or "list".
+	// Scope ("detail" or "list"), Detail and PKRequired are one bit, whether the action
+	// takes a pk, under the three keys clients read; setDetail sets them together.
 	Scope  string `json:"scope"`
 	Detail bool   `json:"detail"`
 	// Method is the gRPC method path, e.g. /polls.v1.QuestionService/Create.
@@ -75,83 +77,82 @@ type SchemaAction struct {
 	// configured policy, the proto options and the defaults, e.g. "allow_any".
 	EffectivePermission string `json:"effective_permission"`
 	// PK is the type of payload.pk; nil when the action takes none.
-	PK *SchemaType `json:"pk"`
-	// PKRequired is true for detail actions.
-	PKRequired bool `json:"pk_required"`
+	PK         *schemaType `json:"pk"`
+	PKRequired bool        `json:"pk_required"`
 	// Data is the shape of payload.data.
-	Data SchemaType `json:"data"`
+	Data schemaType `json:"data"`
 	// Partial is true when only the keys sent are changed (patch).
 	Partial bool `json:"partial,omitempty"`
 	// Status is the response_status of a success.
 	Status int `json:"status"`
 	// Reply is the shape of a success reply's data.
-	Reply SchemaType `json:"reply"`
+	Reply schemaType `json:"reply"`
 	// Meta is the shape of a list reply's meta.
-	Meta *SchemaType `json:"meta,omitempty"`
+	Meta *schemaType `json:"meta,omitempty"`
 }
 
-// SchemaSubscribe describes the subscribe action of a stream.
-type SchemaSubscribe struct {
+// schemaSubscribe describes the subscribe action of a stream.
+type schemaSubscribe struct {
 	Method     string `json:"method"`
 	Permission string `json:"permission"`
 	// EffectivePermission decides subscribe; events also need the one of retrieve.
 	EffectivePermission string `json:"effective_permission"`
 	// PK is the type of the optional pk filter; nil when the stream cannot filter by pk.
-	PK *SchemaType `json:"pk"`
+	PK *schemaType `json:"pk"`
 	// Events are the values data.action accepts (one or an array).
 	Events []string `json:"events"`
 	// Event is the shape of an event frame's payload (besides request_id).
-	Event SchemaType `json:"event"`
+	Event schemaType `json:"event"`
 }
 
-// SchemaMessage is a protobuf message as JSON.
-type SchemaMessage struct {
+// schemaMessage is a protobuf message as JSON.
+type schemaMessage struct {
 	Name   string        `json:"name"`
-	Fields []SchemaField `json:"fields"`
+	Fields []schemaField `json:"fields"`
 }
 
-// SchemaField is one field of a message or inline object.
-type SchemaField struct {
+// schemaField is one field of a message or inline object.
+type schemaField struct {
 	// Name is the key the bridge writes (the proto name); JSONName is accepted on input too.
 	Name     string `json:"name"`
 	JSONName string `json:"json_name"`
 	Number   int    `json:"number,omitempty"`
-	SchemaType
+	schemaType
 	// Optional is true for fields with explicit presence (proto3 optional).
 	Optional bool   `json:"optional,omitempty"`
 	Oneof    string `json:"oneof,omitempty"`
 }
 
-// SchemaType is the JSON shape of a value.
+// schemaType is the JSON shape of a value.
 //
 // Type is one of string, integer, number, boolean, object, array, null or any. 64-bit
 // integers are strings (format int64 or uint64), as protojson writes them. An object is
 // either a reference to Messages (Message set), an inline object (Fields set, possibly
 // empty), a map (Map set) or a well-known type.
-type SchemaType struct {
+type schemaType struct {
 	Type   string `json:"type"`
 	Format string `json:"format,omitempty"`
-	// Message is the full name of a message in Schema.Messages.
+	// Message is the full name of a message in schemaDoc.Messages.
 	Message string `json:"message,omitempty"`
 	// Enum is an enum's full name; Values are its value names.
 	Enum   string   `json:"enum,omitempty"`
 	Values []string `json:"values,omitempty"`
 	// Items is the element of an array.
-	Items *SchemaType `json:"items,omitempty"`
+	Items *schemaType `json:"items,omitempty"`
 	// Map is set for protobuf maps (JSON objects whose keys are always strings).
-	Map *SchemaMap `json:"map,omitempty"`
+	Map *schemaMap `json:"map,omitempty"`
 	// Fields of an inline object.
-	Fields []SchemaField `json:"fields,omitzero"`
+	Fields []schemaField `json:"fields,omitzero"`
 	// WellKnown names a google.protobuf type with a special JSON form.
 	WellKnown string `json:"well_known,omitempty"`
 	// Nullable is set for wrapper types, which accept null.
 	Nullable bool `json:"nullable,omitempty"`
 }
 
-// SchemaMap is the key and value of a protobuf map.
-type SchemaMap struct {
-	Key   SchemaType `json:"key"`
-	Value SchemaType `json:"value"`
+// schemaMap is the key and value of a protobuf map.
+type schemaMap struct {
+	Key   schemaType `json:"key"`
+	Value schemaType `json:"value"`
 }
 
 var kindNames = map[actionKind]string{
@@ -203,25 +204,35 @@ func permissionText(p Permission) string {
 	return "custom"
 }
 
-// Schema describes the current catalog, or returns nil before discovery succeeded.
-func (s *Server) Schema() *Schema {
+// Schema returns the JSON document GET /schema serves (docs/schema.md), whether or not
+// WithSchema serves it, or nil before discovery succeeded.
+func (s *Server) Schema() []byte {
 	cat := s.catalog.Load()
 	if cat == nil {
 		return nil
 	}
-	return s.buildSchema(cat)
+	return encodeSchema(s.buildSchema(cat))
 }
 
-func (s *Server) buildSchema(cat *Catalog) *Schema {
-	b := &schemaBuilder{messages: map[string]*SchemaMessage{}}
-	out := &Schema{Streams: map[string]*SchemaStream{}, Messages: b.messages}
+// encodeSchema is the body of /schema.
+func encodeSchema(doc *schemaDoc) []byte {
+	body, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		panic(err) // cannot happen: the schema is plain data
+	}
+	return append(body, '\n')
+}
+
+func (s *Server) buildSchema(cat *Catalog) *schemaDoc {
+	b := &schemaBuilder{messages: map[string]*schemaMessage{}}
+	out := &schemaDoc{Streams: map[string]*schemaStream{}, Messages: b.messages}
 	for _, name := range cat.Resources() {
 		res := cat.streams[name]
-		st := &SchemaStream{
+		st := &schemaStream{
 			Stream:     res.stream,
 			Service:    string(res.service.FullName()),
 			Permission: res.permission,
-			Actions:    []*SchemaAction{},
+			Actions:    []*schemaAction{},
 			Events:     []string{},
 		}
 		st.EffectivePermission = s.effectivePermission(res, "")
@@ -253,25 +264,20 @@ func (s *Server) buildSchema(cat *Catalog) *Schema {
 	return out
 }
 
-func (s *Server) schemaAction(b *schemaBuilder, res *resource, a *action) *SchemaAction {
-	sa := &SchemaAction{
+func (s *Server) schemaAction(b *schemaBuilder, res *resource, a *action) *schemaAction {
+	sa := &schemaAction{
 		Name:                a.name,
 		Kind:                kindNames[a.kind],
-		Scope:               "list",
-		Detail:              a.detail,
 		Method:              a.method,
 		Rule:                a.rule,
 		Request:             string(a.req.FullName()),
 		Response:            string(a.resp.FullName()),
 		Permission:          s.schemaPermission(res, a),
-		PKRequired:          a.detail,
 		EffectivePermission: s.effectivePermission(res, a.name),
 		Partial:             a.kind == kindPatch,
 		Status:              http.StatusOK,
 	}
-	if a.detail {
-		sa.Scope = "detail"
-	}
+	sa.setDetail(a.detail)
 	if a.http != nil {
 		sa.HTTP = a.http.summary
 	}
@@ -285,15 +291,15 @@ func (s *Server) schemaAction(b *schemaBuilder, res *resource, a *action) *Schem
 	sa.Data = b.dataShape(a)
 	switch a.kind {
 	case kindDelete:
-		sa.Reply = SchemaType{Type: "object", Fields: []SchemaField{}}
+		sa.Reply = schemaType{Type: "object", Fields: []schemaField{}}
 	case kindList:
 		item := b.single(a.items)
-		sa.Reply = SchemaType{Type: "array", Items: &item}
+		sa.Reply = schemaType{Type: "array", Items: &item}
 		sa.Pagination = "page"
-		meta := SchemaType{Type: "object", Fields: []SchemaField{pageField("page"), pageField("page_size")}}
+		meta := schemaType{Type: "object", Fields: []schemaField{pageField("page"), pageField("page_size")}}
 		if a.pageToken != nil {
 			sa.Pagination = "cursor"
-			meta.Fields = []SchemaField{pageField("page_size")}
+			meta.Fields = []schemaField{pageField("page_size")}
 		}
 		for _, f := range a.meta {
 			meta.Fields = append(meta.Fields, b.field(f))
@@ -305,8 +311,16 @@ func (s *Server) schemaAction(b *schemaBuilder, res *resource, a *action) *Schem
 	return sa
 }
 
-func (s *Server) schemaSubscribe(b *schemaBuilder, res *resource, sm *subscribeMethod) *SchemaSubscribe {
-	ss := &SchemaSubscribe{
+// setDetail writes whether the action takes a pk under its three keys.
+func (sa *schemaAction) setDetail(detail bool) {
+	sa.Scope, sa.Detail, sa.PKRequired = "list", detail, detail
+	if detail {
+		sa.Scope = "detail"
+	}
+}
+
+func (s *Server) schemaSubscribe(b *schemaBuilder, res *resource, sm *subscribeMethod) *schemaSubscribe {
+	ss := &schemaSubscribe{
 		Method:     sm.method,
 		Permission: s.schemaPermission(res, nil),
 		Events:     append([]string(nil), eventActions...),
@@ -320,42 +334,42 @@ func (s *Server) schemaSubscribe(b *schemaBuilder, res *resource, sm *subscribeM
 		t := b.single(key)
 		ss.PK = &t
 	}
-	ev := SchemaType{Type: "object", Fields: []SchemaField{{
+	ev := schemaType{Type: "object", Fields: []schemaField{{
 		Name: "action", JSONName: "action",
-		SchemaType: SchemaType{Type: "string", Values: append([]string(nil), eventActions...)},
+		schemaType: schemaType{Type: "string", Values: append([]string(nil), eventActions...)},
 	}}}
-	pk := SchemaField{Name: "pk", JSONName: "pk", SchemaType: SchemaType{Type: "null"}}
+	pk := schemaField{Name: "pk", JSONName: "pk", schemaType: schemaType{Type: "null"}}
 	if sm.evPK != nil {
-		pk.SchemaType = b.single(sm.evPK)
+		pk.schemaType = b.single(sm.evPK)
 	}
 	ev.Fields = append(ev.Fields, pk,
-		SchemaField{Name: "data", JSONName: "data", SchemaType: b.single(sm.evData)},
-		SchemaField{Name: "model", JSONName: "model", SchemaType: SchemaType{Type: "string"}},
+		schemaField{Name: "data", JSONName: "data", schemaType: b.single(sm.evData)},
+		schemaField{Name: "model", JSONName: "model", schemaType: schemaType{Type: "string"}},
 	)
 	ss.Event = ev
 	return ss
 }
 
 // pageField is page or page_size of a list's data and meta: a JSON number.
-func pageField(name string) SchemaField {
-	return SchemaField{Name: name, JSONName: name, SchemaType: SchemaType{Type: "integer"}}
+func pageField(name string) schemaField {
+	return schemaField{Name: name, JSONName: name, schemaType: schemaType{Type: "integer"}}
 }
 
 // schemaBuilder collects the messages the shapes refer to.
 type schemaBuilder struct {
-	messages map[string]*SchemaMessage
+	messages map[string]*schemaMessage
 }
 
 // dataShape is what payload.data may hold: the request's data message when it has one, else
 // the request's own fields but pk and update_mask. A list's data also takes page and page_size.
-func (b *schemaBuilder) dataShape(a *action) SchemaType {
+func (b *schemaBuilder) dataShape(a *action) schemaType {
 	if a.aip {
 		return b.aipDataShape(a) // schema_aip.go
 	}
 	if a.data != nil && a.kind != kindList {
 		return b.single(a.data)
 	}
-	obj := SchemaType{Type: "object", Fields: []SchemaField{}}
+	obj := schemaType{Type: "object", Fields: []schemaField{}}
 	if a.kind == kindList {
 		obj.Fields = append(obj.Fields, pageField("page"), pageField("page_size"))
 	}
@@ -378,12 +392,12 @@ func (b *schemaBuilder) dataShape(a *action) SchemaType {
 	return obj
 }
 
-func (b *schemaBuilder) field(f protoreflect.FieldDescriptor) SchemaField {
-	sf := SchemaField{
+func (b *schemaBuilder) field(f protoreflect.FieldDescriptor) schemaField {
+	sf := schemaField{
 		Name:       string(f.Name()),
 		JSONName:   f.JSONName(),
 		Number:     int(f.Number()),
-		SchemaType: b.typeOf(f),
+		schemaType: b.typeOf(f),
 		Optional:   f.HasOptionalKeyword(),
 	}
 	if o := f.ContainingOneof(); o != nil && !o.IsSynthetic() {
@@ -393,19 +407,19 @@ func (b *schemaBuilder) field(f protoreflect.FieldDescriptor) SchemaField {
 }
 
 // typeOf is a field's shape, repeated and map included.
-func (b *schemaBuilder) typeOf(f protoreflect.FieldDescriptor) SchemaType {
+func (b *schemaBuilder) typeOf(f protoreflect.FieldDescriptor) schemaType {
 	if f.IsMap() {
-		return SchemaType{Type: "object", Map: &SchemaMap{Key: mapKey(f.MapKey()), Value: b.single(f.MapValue())}}
+		return schemaType{Type: "object", Map: &schemaMap{Key: mapKey(f.MapKey()), Value: b.single(f.MapValue())}}
 	}
 	t := b.single(f)
 	if f.IsList() {
-		return SchemaType{Type: "array", Items: &t}
+		return schemaType{Type: "array", Items: &t}
 	}
 	return t
 }
 
-func mapKey(f protoreflect.FieldDescriptor) SchemaType {
-	t := SchemaType{Type: "string"}
+func mapKey(f protoreflect.FieldDescriptor) schemaType {
+	t := schemaType{Type: "string"}
 	switch f.Kind() {
 	case protoreflect.StringKind:
 	case protoreflect.BoolKind:
@@ -431,30 +445,30 @@ func scalarFormat(k protoreflect.Kind) string {
 }
 
 // single is the shape of one value of a field, ignoring repeated.
-func (b *schemaBuilder) single(f protoreflect.FieldDescriptor) SchemaType {
+func (b *schemaBuilder) single(f protoreflect.FieldDescriptor) schemaType {
 	switch k := f.Kind(); k {
 	case protoreflect.BoolKind:
-		return SchemaType{Type: "boolean"}
+		return schemaType{Type: "boolean"}
 	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
 		protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		return SchemaType{Type: "integer", Format: scalarFormat(k)}
+		return schemaType{Type: "integer", Format: scalarFormat(k)}
 	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
 		protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		return SchemaType{Type: "string", Format: scalarFormat(k)}
+		return schemaType{Type: "string", Format: scalarFormat(k)}
 	case protoreflect.FloatKind:
-		return SchemaType{Type: "number", Format: "float"}
+		return schemaType{Type: "number", Format: "float"}
 	case protoreflect.DoubleKind:
-		return SchemaType{Type: "number", Format: "double"}
+		return schemaType{Type: "number", Format: "double"}
 	case protoreflect.StringKind:
-		return SchemaType{Type: "string"}
+		return schemaType{Type: "string"}
 	case protoreflect.BytesKind:
-		return SchemaType{Type: "string", Format: "bytes"}
+		return schemaType{Type: "string", Format: "bytes"}
 	case protoreflect.EnumKind:
 		ed := f.Enum()
 		if ed.FullName() == "google.protobuf.NullValue" {
-			return SchemaType{Type: "null", WellKnown: string(ed.FullName())}
+			return schemaType{Type: "null", WellKnown: string(ed.FullName())}
 		}
-		t := SchemaType{Type: "string", Format: "enum", Enum: string(ed.FullName())}
+		t := schemaType{Type: "string", Format: "enum", Enum: string(ed.FullName())}
 		vals := ed.Values()
 		for i := 0; i < vals.Len(); i++ {
 			t.Values = append(t.Values, string(vals.Get(i).Name()))
@@ -463,37 +477,37 @@ func (b *schemaBuilder) single(f protoreflect.FieldDescriptor) SchemaType {
 	case protoreflect.MessageKind, protoreflect.GroupKind:
 		return b.message(f.Message())
 	}
-	return SchemaType{Type: "any"}
+	return schemaType{Type: "any"}
 }
 
 // message is a reference to md, added to the messages map, or a well-known type's JSON form.
-func (b *schemaBuilder) message(md protoreflect.MessageDescriptor) SchemaType {
+func (b *schemaBuilder) message(md protoreflect.MessageDescriptor) schemaType {
 	name := string(md.FullName())
 	if t, ok := wellKnownTypes[name]; ok {
 		t.WellKnown = name
 		return t
 	}
 	if _, seen := b.messages[name]; !seen {
-		m := &SchemaMessage{Name: name, Fields: []SchemaField{}}
+		m := &schemaMessage{Name: name, Fields: []schemaField{}}
 		b.messages[name] = m // before the fields: recursive messages end here
 		fields := md.Fields()
 		for i := 0; i < fields.Len(); i++ {
 			m.Fields = append(m.Fields, b.field(fields.Get(i)))
 		}
 	}
-	return SchemaType{Type: "object", Message: name}
+	return schemaType{Type: "object", Message: name}
 }
 
 // wellKnownTypes are the google.protobuf messages protojson writes in a special form.
-var wellKnownTypes = map[string]SchemaType{
+var wellKnownTypes = map[string]schemaType{
 	"google.protobuf.Timestamp":   {Type: "string", Format: "date-time"},
 	"google.protobuf.Duration":    {Type: "string", Format: "duration"},
 	"google.protobuf.FieldMask":   {Type: "string", Format: "field-mask"},
 	"google.protobuf.Struct":      {Type: "object"},
 	"google.protobuf.Value":       {Type: "any"},
-	"google.protobuf.ListValue":   {Type: "array", Items: &SchemaType{Type: "any"}},
+	"google.protobuf.ListValue":   {Type: "array", Items: &schemaType{Type: "any"}},
 	"google.protobuf.Any":         {Type: "object", Format: "any"},
-	"google.protobuf.Empty":       {Type: "object", Fields: []SchemaField{}},
+	"google.protobuf.Empty":       {Type: "object", Fields: []schemaField{}},
 	"google.protobuf.BoolValue":   {Type: "boolean", Nullable: true},
 	"google.protobuf.StringValue": {Type: "string", Nullable: true},
 	"google.protobuf.BytesValue":  {Type: "string", Format: "bytes", Nullable: true},
@@ -539,11 +553,7 @@ func (h *schemaHandler) encoded() ([]byte, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.cat != cat {
-		body, err := json.MarshalIndent(h.srv.buildSchema(cat), "", "  ")
-		if err != nil { // cannot happen: the schema is plain data
-			return nil, false
-		}
-		h.cat, h.body = cat, append(body, '\n')
+		h.cat, h.body = cat, encodeSchema(h.srv.buildSchema(cat))
 	}
 	return h.body, true
 }

@@ -5,8 +5,8 @@ import "google.golang.org/protobuf/reflect/protoreflect"
 // aipDataShape is payload.data of an action built by buildAIPRequest: the resource field's
 // fields (book's), then the request's other fields (parent, book_id, validate_only), but the
 // key and update_mask; a cursor list's page_size and page_token stand first.
-func (b *schemaBuilder) aipDataShape(a *action) SchemaType {
-	obj := SchemaType{Type: "object", Fields: []SchemaField{}}
+func (b *schemaBuilder) aipDataShape(a *action) schemaType {
+	obj := schemaType{Type: "object", Fields: []schemaField{}}
 	skip := map[protoreflect.FieldDescriptor]bool{a.mask: true, a.data: true}
 	if len(a.keyPath) == 1 {
 		skip[a.pk] = true
@@ -14,7 +14,7 @@ func (b *schemaBuilder) aipDataShape(a *action) SchemaType {
 	if a.kind == kindList {
 		if a.pageToken != nil {
 			obj.Fields = append(obj.Fields, pageField("page_size"),
-				SchemaField{Name: "page_token", JSONName: "pageToken", SchemaType: SchemaType{Type: "string"}})
+				schemaField{Name: "page_token", JSONName: "pageToken", schemaType: schemaType{Type: "string"}})
 			skip[a.pageToken] = true
 		} else {
 			obj.Fields = append(obj.Fields, pageField("page"), pageField("page_size"))

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"encoding/json"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -135,14 +136,14 @@ func TestSchemaShapes(t *testing.T) {
 	if node == nil {
 		t.Fatalf("no Node in messages: %s", raw)
 	}
-	field := func(name string) SchemaField {
+	field := func(name string) schemaField {
 		for _, f := range node.Fields {
 			if f.Name == name {
 				return f
 			}
 		}
 		t.Fatalf("Node has no field %s", name)
-		return SchemaField{}
+		return schemaField{}
 	}
 	js := func(v any) string {
 		b, _ := json.Marshal(v)
@@ -168,7 +169,7 @@ func TestSchemaShapes(t *testing.T) {
 		t.Error("a map entry is listed as a message")
 	}
 
-	actions := map[string]*SchemaAction{}
+	actions := map[string]*schemaAction{}
 	for _, a := range st.Actions {
 		actions[a.Name] = a
 	}
@@ -189,5 +190,29 @@ func TestSchemaShapes(t *testing.T) {
 	// A custom action without pk is a list action; an empty request is an empty data object.
 	if a := actions["reset"]; a.Kind != "custom" || a.Scope != "list" || js(a.Data) != `{"type":"object","fields":[]}` || js(a.Reply) != `{"type":"object","message":"schematest.v1.Empty"}` {
 		t.Errorf("reset: %s", js(a))
+	}
+}
+
+// TestSchemaBytesAreTheEndpoints: Server.Schema gives Go callers the very document GET
+// /schema serves.
+func TestSchemaBytesAreTheEndpoints(t *testing.T) {
+	files := schemaTestFile(t)
+	d, err := files.FindDescriptorByName("schematest.v1.NodeService")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := buildCatalog([]serviceSource{{desc: d.(protoreflect.ServiceDescriptor), stream: "nodes"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{}
+	if s.Schema() != nil {
+		t.Fatal("a schema before discovery")
+	}
+	s.catalog.Store(cat)
+	rec := httptest.NewRecorder()
+	(&schemaHandler{srv: s}).ServeHTTP(rec, httptest.NewRequest("GET", "/schema", nil))
+	if rec.Code != 200 || rec.Body.String() != string(s.Schema()) || !json.Valid(s.Schema()) {
+		t.Fatalf("GET /schema %d:\n%s\nSchema():\n%s", rec.Code, rec.Body, s.Schema())
 	}
 }
