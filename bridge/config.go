@@ -3,7 +3,7 @@ package bridge
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
+	"errors"
 	"io"
 )
 
@@ -35,68 +35,107 @@ type fileConfig struct {
 	} `json:"permissions"`
 }
 
-// ParseConfig reads the bridge's JSON configuration file and returns the options it sets.
-// Unknown keys and invalid permissions are errors, so that a typo never silently leaves a
-// stream open.
-func ParseConfig(data []byte) (Option, error) {
+// Config is the bridge's configuration file, parsed: what each key sets, for a program
+// that wants to inspect or adjust it before passing Option to New.
+type Config struct {
+	// Policy is "permissions": the configured permissions (WithPolicy). Without the key it is
+	// the zero Policy: allow any.
+	Policy Policy
+	// Int64AsNumber is "int64_as_number" (WithInt64AsNumber); nil when the file does not set
+	// it, leaving the option as it is.
+	Int64AsNumber *bool
+}
+
+// Option is the options of the file: WithPolicy(c.Policy), then WithInt64AsNumber when the
+// file sets it. An option given after it to New overrides it.
+func (c *Config) Option() Option {
+	pol, n := c.Policy, c.Int64AsNumber
+	return optionFunc(func(o *options) {
+		WithPolicy(pol).apply(o)
+		if n != nil {
+			o.int64AsNumber = *n
+		}
+	})
+}
+
+// ConfigError is ParseConfig's error, naming the key at fault.
+type ConfigError struct {
+	// Key is the dotted path of the key, e.g. "permissions.streams.questions.default"; empty
+	// when the file is not a JSON object of the known keys.
+	Key string
+	// Err says what is wrong.
+	Err error
+}
+
+// Error is "configuration: key: reason".
+func (e *ConfigError) Error() string {
+	if e.Key == "" {
+		return "configuration: " + e.Err.Error()
+	}
+	return "configuration: " + e.Key + ": " + e.Err.Error()
+}
+
+// Unwrap returns Err.
+func (e *ConfigError) Unwrap() error { return e.Err }
+
+// ParseConfig reads the bridge's JSON configuration file (docs/security.md). Unknown keys
+// and invalid permissions are a *ConfigError, so that a typo never silently leaves a stream
+// open.
+func ParseConfig(data []byte) (*Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	var fc fileConfig
 	if err := dec.Decode(&fc); err != nil {
-		return nil, fmt.Errorf("configuration: %v", err)
+		return nil, &ConfigError{Err: err}
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("configuration: data after the JSON object")
+		return nil, &ConfigError{Err: errors.New("data after the JSON object")}
 	}
-	var pol Policy
-	if p := fc.Permissions; p != nil {
-		parse := func(where, s string) (Permission, error) {
-			if s == "" {
-				return nil, nil
-			}
-			perm, err := ParsePermission(s)
-			if err != nil {
-				return nil, fmt.Errorf("configuration: %s: %v", where, err)
-			}
-			return perm, nil
+	cfg := &Config{Int64AsNumber: fc.Int64AsNumber}
+	p := fc.Permissions
+	if p == nil {
+		return cfg, nil
+	}
+	parse := func(key, s string) (Permission, error) {
+		if s == "" {
+			return nil, nil
 		}
-		var err error
-		if pol.Default, err = parse("permissions.default", p.Default); err != nil {
+		perm, err := ParsePermission(s)
+		if err != nil {
+			return nil, &ConfigError{Key: key, Err: err}
+		}
+		return perm, nil
+	}
+	pol := &cfg.Policy
+	var err error
+	if pol.Default, err = parse("permissions.default", p.Default); err != nil {
+		return nil, err
+	}
+	if len(p.Streams) > 0 {
+		pol.Streams = make(map[string]StreamPolicy, len(p.Streams))
+	}
+	for name, st := range p.Streams {
+		var sp StreamPolicy
+		if sp.Default, err = parse("permissions.streams."+name+".default", st.Default); err != nil {
 			return nil, err
 		}
-		if len(p.Streams) > 0 {
-			pol.Streams = make(map[string]StreamPolicy, len(p.Streams))
-		}
-		for name, st := range p.Streams {
-			var sp StreamPolicy
-			if sp.Default, err = parse("permissions.streams."+name+".default", st.Default); err != nil {
+		for action, text := range st.Actions {
+			key := "permissions.streams." + name + ".actions." + action
+			perm, err := parse(key, text)
+			if err != nil {
 				return nil, err
 			}
-			for action, text := range st.Actions {
-				perm, err := parse("permissions.streams."+name+".actions."+action, text)
-				if err != nil {
-					return nil, err
-				}
-				if perm == nil {
-					return nil, fmt.Errorf("configuration: permissions.streams.%s.actions.%s: empty permission", name, action)
-				}
-				if sp.Actions == nil {
-					sp.Actions = make(map[string]Permission)
-				}
-				sp.Actions[action] = perm
+			if perm == nil {
+				return nil, &ConfigError{Key: key, Err: errors.New("empty permission")}
 			}
-			pol.Streams[name] = sp
+			if sp.Actions == nil {
+				sp.Actions = make(map[string]Permission)
+			}
+			sp.Actions[action] = perm
 		}
+		pol.Streams[name] = sp
 	}
-	opt := WithPolicy(pol)
-	if n := fc.Int64AsNumber; n != nil {
-		policy := opt
-		opt = optionFunc(func(o *options) {
-			policy.apply(o)
-			o.int64AsNumber = *n
-		})
-	}
-	return opt, nil
+	return cfg, nil
 }
 
 // checkPolicy warns about configured streams the catalog does not have: most likely typos.

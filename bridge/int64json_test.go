@@ -132,12 +132,12 @@ func TestConfigInt64AsNumber(t *testing.T) {
 		file string
 		want bool
 	}{{`{}`, false}, {`{"int64_as_number": true}`, true}, {`{"int64_as_number": false}`, false}} {
-		opt, err := ParseConfig([]byte(c.file))
+		cfg, err := ParseConfig([]byte(c.file))
 		if err != nil {
 			t.Fatalf("%s: %v", c.file, err)
 		}
 		o := defaultOptions()
-		opt.apply(&o)
+		cfg.Option().apply(&o)
 		if o.int64AsNumber != c.want {
 			t.Errorf("%s: int64AsNumber %v, want %v", c.file, o.int64AsNumber, c.want)
 		}

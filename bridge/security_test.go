@@ -82,6 +82,23 @@ func TestParseConfig(t *testing.T) {
 			t.Fatalf("%s: error %v, want one mentioning %q", text, err, want)
 		}
 	}
+	// A refused permission names its key.
+	_, err := bridge.ParseConfig([]byte(`{"permissions": {"streams": {"a": {"actions": {"list": "everyone"}}}}}`))
+	var ce *bridge.ConfigError
+	if !errors.As(err, &ce) || ce.Key != "permissions.streams.a.actions.list" {
+		t.Fatalf("error %v, want a *ConfigError naming permissions.streams.a.actions.list", err)
+	}
+	// The parsed file says what it sets.
+	cfg, err := bridge.ParseConfig([]byte(`{"permissions": {"default": "is_authenticated", "streams": {"a": {"actions": {"list": "allow_any"}}}}, "int64_as_number": true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Policy.Default != bridge.IsAuthenticated || cfg.Policy.Streams["a"].Actions["list"] != bridge.AllowAny || cfg.Int64AsNumber == nil || !*cfg.Int64AsNumber {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	if cfg, err := bridge.ParseConfig([]byte(`{}`)); err != nil || cfg.Int64AsNumber != nil || cfg.Policy.Default != nil {
+		t.Fatalf("empty file: %+v %v", cfg, err)
+	}
 }
 
 // TestInvalidOptionsRefused: every option's range is checked by New, and the refusal is an

@@ -133,7 +133,7 @@ func TestDemoAuthConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	k, _ := signingKeys(t)
-	e, sp := newSpyEnv(t, withJWT(t, jwtauth.Config{Secret: k.secret}), cfg)
+	e, sp := newSpyEnv(t, withJWT(t, jwtauth.Config{Secret: k.secret}), cfg.Option())
 	anon := e.dial()
 	user := e.dialAs(k.hs256(t, claims("ann", nil)), nil)
 
@@ -179,7 +179,7 @@ func TestConfigPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	k, _ := signingKeys(t)
-	e, _ := newSpyEnv(t, withJWT(t, k.jwtConfig()), cfg)
+	e, _ := newSpyEnv(t, withJWT(t, k.jwtConfig()), cfg.Option())
 	anon, user := e.dial(), e.dialAs(k.hs256(t, claims("u", nil)), nil)
 	auditor := e.dialAs(k.hs256(t, claims("a", jwt.MapClaims{"roles": []string{"auditor"}})), nil)
 

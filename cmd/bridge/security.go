@@ -102,11 +102,11 @@ func (s *securityFlags) options(ctx context.Context) ([]bridge.Option, error) {
 		if err != nil {
 			return nil, fmt.Errorf("-config: %v", err)
 		}
-		opt, err := bridge.ParseConfig(raw)
+		cfg, err := bridge.ParseConfig(raw)
 		if err != nil {
 			return nil, fmt.Errorf("-config: %s: %v", s.configFile, err)
 		}
-		opts = append(opts, opt)
+		opts = append(opts, cfg.Option())
 	}
 	if s.jwtSecret != "" || s.jwtKeys != "" {
 		auth, err := s.jwtAuthenticator(ctx)
