@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,6 +88,9 @@ func (o *securityOptions) validate() error {
 		if !validMDKey(strings.ToLower(c)) {
 			return optionErr("WithForwardClaims", "", "claim %q: only letters, digits, '-', '_' and '.' can be forwarded", c)
 		}
+	}
+	if slices.Contains(o.permissions, nil) {
+		return optionErr("WithPermissions", "", "a permission must not be nil")
 	}
 	for _, p := range o.origins {
 		if _, err := parseOriginPattern(p); err != nil {
@@ -176,7 +180,7 @@ func WithPolicy(p Policy) Option {
 }
 
 // WithPermissions adds permissions that every request, subscription and event must pass
-// besides the configured ones. Default: none.
+// besides the configured ones. None may be nil. Default: none.
 func WithPermissions(ps ...Permission) Option {
 	return optionFunc(func(o *options) { o.security.permissions = append(o.security.permissions, ps...) })
 }

@@ -147,6 +147,7 @@ func TestInvalidOptionsRefused(t *testing.T) {
 		{"pings, never idle", []bridge.Option{be, bridge.WithKeepAlive(time.Second, 0)}, "WithKeepAlive", "idle", `the idle timeout 0s must be longer than the ping interval 1s`},
 		{"negative ping", []bridge.Option{be, bridge.WithKeepAlive(-time.Second, 0)}, "WithKeepAlive", "interval", `must not be negative, got -1s`},
 		{"negative idle", []bridge.Option{be, bridge.WithKeepAlive(0, -time.Second)}, "WithKeepAlive", "idle", `must not be negative, got -1s`},
+		{"nil permission", []bridge.Option{be, bridge.WithPermissions(bridge.AllowAny, nil)}, "WithPermissions", "", `a permission must not be nil`},
 		{"negative margin", []bridge.Option{be, bridge.WithTokenExpiryMargin(-time.Second)}, "WithTokenExpiryMargin", "", `must not be negative, got -1s`},
 		{"negative handshake", []bridge.Option{be, bridge.WithHandshakeTimeout(-time.Second)}, "WithHandshakeTimeout", "", `must be positive, got -1s`},
 		// 0 would leave the handshake unbounded; the command always refused it.
