@@ -346,6 +346,12 @@ func newJWKSServer(t *testing.T, doc []byte) *jwksServer {
 	return s
 }
 
+func (s *jwksServer) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits
+}
+
 func (s *jwksServer) set(doc []byte) {
 	s.mu.Lock()
 	s.doc = doc
@@ -369,19 +375,19 @@ func TestJWKSURLRotation(t *testing.T) {
 			t.Fatalf("key of the JWKS URL: %v", err)
 		}
 	}
-	if _, err := auth.Authenticate(context.Background(), sign(t, jwt.SigningMethodES384, k2, "k2", claims)); err == nil {
-		t.Fatal("a key the JWKS does not hold verified a token")
-	}
+	// k2 appears in the JWKS after New: the first token naming it fetches the JWKS again.
 	srv.set(jwksOf(t, map[string]*ecdsa.PrivateKey{"k1": k1, "k2": k2}))
-	// The unknown-kid fetch above used the one allowed per minute: this test's own second
-	// authenticator sees the rotation on its first unknown kid.
-	auth, err = jwtauth.New(ctx, jwtauth.Config{JWKSURL: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.set(jwksOf(t, map[string]*ecdsa.PrivateKey{"k2": k2}))
 	if _, err := auth.Authenticate(context.Background(), sign(t, jwt.SigningMethodES384, k2, "k2", claims)); err != nil {
 		t.Fatalf("rotated key: %v", err)
+	}
+	// Another unknown kid within the minute fails at once, without fetching again.
+	hits := srv.count()
+	k3 := mustEC(t, elliptic.P256())
+	if _, err := auth.Authenticate(context.Background(), sign(t, jwt.SigningMethodES256, k3, "k3", claims)); err == nil {
+		t.Fatal("a key the JWKS does not hold verified a token")
+	}
+	if srv.count() != hits {
+		t.Fatal("an unknown kid fetched the JWKS twice within a minute")
 	}
 }
 
