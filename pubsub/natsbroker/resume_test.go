@@ -246,3 +246,21 @@ func TestStreamPerPrefix(t *testing.T) {
 		}
 	}
 }
+
+// A stream deleted under a live subscription ends it, rather than leave it waiting for
+// events that will never come: its subscriber resubscribes, not recovered.
+func TestStreamDeletedEndsSubscription(t *testing.T) {
+	srv := startServer(t)
+	nc := connect(t, srv)
+	s := subscribe(t, newBroker(t, nc), "t")
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(context.Background(), "WSBRIDGE_EVENTS"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ended(t, s); err == nil {
+		t.Fatal("the subscription ended with no error")
+	}
+}

@@ -2,7 +2,6 @@ package natsbroker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -69,13 +68,15 @@ func (s *subscription) deliver(m jetstream.Msg) {
 	}
 }
 
-// consumeError ends s when the ordered consumer cannot go on; the errors it
-// recovers from itself (a missed heartbeat, a recreated consumer) pass.
+// consumeError ends s on any error of the consumer: a missed heartbeat, a deleted consumer or
+// stream, a lost responder. The ordered consumer would recreate itself, but silently past any
+// events the stream removed meanwhile; ended, the subscriber resumes with since and learns
+// whether it lost anything.
+//
+// nats.go calls it holding the consumer's lock, which Stop takes: end runs on a goroutine of
+// its own, which returns as soon as the lock is released.
 func (s *subscription) consumeError(_ jetstream.ConsumeContext, err error) {
-	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConnectionClosed) ||
-		errors.Is(err, jetstream.ErrOrderedConsumerReset) {
-		s.end(fmt.Errorf("natsbroker: consuming stream %s: %w", s.b.name, err))
-	}
+	go s.end(fmt.Errorf("natsbroker: consuming stream %s: %w", s.b.name, err))
 }
 
 // watch ends s when ctx is done.
