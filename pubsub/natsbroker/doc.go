@@ -18,7 +18,8 @@
 // not give the stream a per-subject limit, and do not delete messages from
 // it.
 //
-// Losing the connection ends every subscription with ErrConnectionLost; its
-// subscriber resubscribes with the last offset it saw and loses nothing the
-// history still holds.
+// Losing the connection ends every subscription with ErrConnectionLost, and
+// any error of a subscription's consumer (a missed heartbeat, a deleted
+// stream) ends that subscription; its subscriber resubscribes with the last
+// offset it saw and loses nothing the history still holds.
 package natsbroker
