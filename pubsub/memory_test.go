@@ -27,8 +27,8 @@ func TestMemoryPublishSubscribe(t *testing.T) {
 	barrier(t, b, "polls.v1.Question", s)
 }
 
-// Events are not kept: one published before a subscription exists never reaches it, and a
-// topic whose last subscriber left starts afresh.
+// Without since nothing is replayed: an event published before a subscription exists never
+// reaches it, before or after the topic's last subscriber left.
 func TestMemoryNoReplay(t *testing.T) {
 	b := newMemory(t)
 	defer b.Close()
