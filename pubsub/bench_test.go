@@ -11,12 +11,12 @@ import (
 // BenchmarkMemoryFanOut1000 publishes one event to 1,000 subscribers of a
 // topic and receives it on each: the cost of one change on a busy backend.
 func BenchmarkMemoryFanOut1000(b *testing.B) {
-	br := pubsub.NewMemoryBroker()
+	br := newMemory(b)
 	defer br.Close()
 	ctx := context.Background()
 	subs := make([]pubsub.Subscription, 1000)
 	for i := range subs {
-		s, err := br.Subscribe(ctx, "polls.v1.Question")
+		s, err := br.Subscribe(ctx, "polls.v1.Question", pubsub.Filter{}, "")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -39,12 +39,12 @@ func BenchmarkMemoryFanOut1000(b *testing.B) {
 // watch their own key, as 10,000 clients each following one row do: the publish should
 // cost the one matching subscription, not all 10,000.
 func BenchmarkMemoryPublishKeyed10000(b *testing.B) {
-	br := pubsub.NewMemoryBroker()
+	br := newMemory(b)
 	defer br.Close()
 	ctx := context.Background()
 	subs := make([]pubsub.Subscription, 10000)
 	for i := range subs {
-		s, err := br.SubscribeFiltered(ctx, "polls.v1.Question", pubsub.Filter{PK: strconv.Itoa(i)})
+		s, err := br.Subscribe(ctx, "polls.v1.Question", pubsub.Filter{PK: strconv.Itoa(i)}, "")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -16,12 +16,12 @@
 //		if req.Pk != nil {
 //			f.PK = strconv.FormatInt(req.GetPk(), 10)
 //		}
-//		return pubsub.Serve(stream, s.broker, "polls.v1.Question", f, func(ev pubsub.Event) (*pollsv1.QuestionEvent, error) {
+//		return pubsub.Serve(stream, s.broker, "polls.v1.Question", f, req.GetSince(), func(ev pubsub.Event) (*pollsv1.QuestionEvent, error) {
 //			q := new(pollsv1.Question)
 //			if err := proto.Unmarshal(ev.Data, q); err != nil {
 //				return nil, err
 //			}
-//			return &pollsv1.QuestionEvent{Action: ev.Action, Pk: q.GetId(), Data: q}, nil
+//			return &pollsv1.QuestionEvent{Action: ev.Action, Pk: q.GetId(), Data: q}, nil // Serve fills Offset
 //		})
 //	}
 //
@@ -42,6 +42,23 @@
 // any other replica, reaches the subscription. A backend that writes its own
 // Subscribe handler must keep that order.
 //
+// # Offsets and resume
+//
+// Every delivered event carries an Offset, its position, opaque to everyone
+// but its broker. A subscriber that lost its subscription subscribes again
+// with since, the last offset it saw (or the Start.Offset of a subscription
+// that saw none): the broker replays the events after it from its history,
+// then continues live, with no gap and no duplicate, and Start.Recovered says
+// whether the history still reached back that far. [Serve] tells the bridge
+// all of this in the stream's response header ([HeaderOffset],
+// [HeaderRecovered], [HeaderReplayed]) and fills the event message's offset
+// field; the convention is in the repository's docs/conventions.md.
+//
+// [MemoryBroker] numbers each topic's events and keeps the last [WithHistory]
+// of them (default [DefaultHistory]); its offsets do not survive a restart of
+// the process (they are then not recovered). natsbroker keeps the history in a
+// JetStream stream, shared by the replicas and kept across restarts.
+//
 // # Delivery
 //
 // Each subscription has a bounded buffer. Events reach a subscription in the
@@ -55,10 +72,9 @@
 // github.com/wsbridge/wsbridge/pubsub/natsbroker, so that a change made on
 // one replica reaches subscribers connected to any of them.
 //
-// A Broker that also implements [FilteredBroker] applies the [Filter] itself, before it
-// hands an event over; [MemoryBroker] does, indexed by key, so a change wakes only the
-// subscriptions that watch its key or every key, however many watch other keys. [Serve]
-// uses it when it is there, and filters itself otherwise.
+// Brokers apply the [Filter] themselves, before they hand an event over;
+// [MemoryBroker] indexes subscriptions by key, so a change wakes only the
+// subscriptions that watch its key or every key, however many watch other keys.
 //
 // # Shutdown
 //

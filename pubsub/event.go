@@ -17,6 +17,10 @@ type Event struct {
 	Action string // "create", "update" or "delete"
 	PK     string // the resource key as text, e.g. "42"
 	Data   []byte // the resource message in protobuf wire format (for delete: as it was)
+	// Offset is the event's position, set by the broker on delivery (Publish
+	// ignores it). It is opaque: its only use is as the since of a later
+	// Subscribe to the same topic.
+	Offset string
 }
 
 // Filter selects events; the zero Filter matches every event.

@@ -32,7 +32,7 @@ func thingsDesc(b pubsub.Broker) *grpc.ServiceDesc {
 					return err
 				}
 				out := &grpc.GenericServerStream[wrapperspb.StringValue, wrapperspb.StringValue]{ServerStream: stream}
-				return pubsub.Serve(out, b, thingTopic, pubsub.Filter{PK: req.GetValue()}, toString)
+				return pubsub.Serve(out, b, thingTopic, pubsub.Filter{PK: req.GetValue()}, "", toString)
 			},
 		}},
 	}
@@ -75,7 +75,7 @@ func subscribeThings(t *testing.T, ctx context.Context, conn *grpc.ClientConn, p
 }
 
 func TestServeOverGRPC(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	defer b.Close()
 	_, conn := startThings(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -106,7 +106,7 @@ func TestServeOverGRPC(t *testing.T) {
 }
 
 func TestServeOverGRPCClientCancels(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	defer b.Close()
 	srv, conn := startThings(t, b)
 

@@ -17,6 +17,16 @@ var (
 	barrier   = pubsubtest.Barrier
 )
 
+// newMemory is a MemoryBroker with opts; the test fails if they are refused.
+func newMemory(t testing.TB, opts ...pubsub.Option) *pubsub.MemoryBroker {
+	t.Helper()
+	b, err := pubsub.NewMemoryBroker(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func ev(action, pk string) pubsub.Event {
 	return pubsub.Event{Action: action, PK: pk, Data: []byte(action + "/" + pk)}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestMemoryPublishSubscribe(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	defer b.Close()
 	s := subscribe(t, b, "polls.v1.Question")
 	other := subscribe(t, b, "polls.v1.Choice")
@@ -27,10 +27,10 @@ func TestMemoryPublishSubscribe(t *testing.T) {
 	barrier(t, b, "polls.v1.Question", s)
 }
 
-// Events are not kept: one published before a subscription exists never reaches it, and a
-// topic whose last subscriber left starts afresh.
+// Without since nothing is replayed: an event published before a subscription exists never
+// reaches it, before or after the topic's last subscriber left.
 func TestMemoryNoReplay(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	defer b.Close()
 	publish(t, b, "t", ev("create", "early"))
 	s := subscribe(t, b, "t")
@@ -48,7 +48,7 @@ func TestMemoryNoReplay(t *testing.T) {
 
 // Two subscriptions of one topic are independent: closing one does not affect the other.
 func TestMemorySubscriptionsAreIndependent(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	defer b.Close()
 	s1, s2 := subscribe(t, b, "t"), subscribe(t, b, "t")
 	publish(t, b, "t", ev("create", "1"))
@@ -65,7 +65,7 @@ func TestMemorySubscriptionsAreIndependent(t *testing.T) {
 
 // A Publish whose context is done fails with its error and delivers nothing.
 func TestMemoryPublishWithDoneContext(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	defer b.Close()
 	s := subscribe(t, b, "t")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -78,7 +78,7 @@ func TestMemoryPublishWithDoneContext(t *testing.T) {
 
 // Every subscriber gets the event as published, Data included (nil stays nil).
 func TestMemoryEventsArriveAsPublished(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	defer b.Close()
 	s1, s2 := subscribe(t, b, "t"), subscribe(t, b, "t")
 	e := pubsub.Event{Action: pubsub.ActionDelete, PK: "7", Data: []byte{0x08, 0x07, 0x00}}
@@ -92,7 +92,7 @@ func TestMemoryEventsArriveAsPublished(t *testing.T) {
 }
 
 func TestMemorySubscribersEachGetEveryEventInOrder(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	defer b.Close()
 	subs := make([]pubsub.Subscription, 5)
 	for i := range subs {
@@ -113,7 +113,7 @@ func TestMemorySubscribersEachGetEveryEventInOrder(t *testing.T) {
 // Concurrent publishers on one topic: every subscriber still sees one and
 // the same order.
 func TestMemoryConcurrentPublishersOneOrder(t *testing.T) {
-	b := pubsub.NewMemoryBroker(pubsub.WithBufferSize(1000))
+	b := newMemory(t, pubsub.WithBufferSize(1000))
 	defer b.Close()
 	s1, s2 := subscribe(t, b, "t"), subscribe(t, b, "t")
 	var wg sync.WaitGroup
@@ -144,7 +144,7 @@ func TestMemoryConcurrentPublishersOneOrder(t *testing.T) {
 }
 
 func TestMemoryUnsubscribeStopsDelivery(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	defer b.Close()
 	s, stays := subscribe(t, b, "t"), subscribe(t, b, "t")
 	publish(t, b, "t", ev("create", "1"))
@@ -165,10 +165,10 @@ func TestMemoryUnsubscribeStopsDelivery(t *testing.T) {
 }
 
 func TestMemoryContextEndsSubscription(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	defer b.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := b.Subscribe(ctx, "t")
+	s, err := b.Subscribe(ctx, "t", pubsub.Filter{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,13 +181,13 @@ func TestMemoryContextEndsSubscription(t *testing.T) {
 		t.Fatalf("Err after Close = %v, want context.Canceled", s.Err())
 	}
 
-	if _, err := b.Subscribe(ctx, "t"); !errors.Is(err, context.Canceled) {
+	if _, err := b.Subscribe(ctx, "t", pubsub.Filter{}, ""); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Subscribe with a done context: %v, want context.Canceled", err)
 	}
 }
 
 func TestMemorySlowSubscriberIsEnded(t *testing.T) {
-	b := pubsub.NewMemoryBroker(pubsub.WithBufferSize(2))
+	b := newMemory(t, pubsub.WithBufferSize(2))
 	defer b.Close()
 	slow, fast := subscribe(t, b, "t"), subscribe(t, b, "t")
 
@@ -210,7 +210,7 @@ func TestMemorySlowSubscriberIsEnded(t *testing.T) {
 
 // A topic whose only subscriber was ended as slow is forgotten, and works again for a new one.
 func TestMemorySlowOnlySubscriber(t *testing.T) {
-	b := pubsub.NewMemoryBroker(pubsub.WithBufferSize(1))
+	b := newMemory(t, pubsub.WithBufferSize(1))
 	defer b.Close()
 	slow := subscribe(t, b, "t")
 	publish(t, b, "t", ev("create", "1"), ev("create", "2"))
@@ -223,7 +223,7 @@ func TestMemorySlowOnlySubscriber(t *testing.T) {
 }
 
 func TestMemoryCloseEndsEverything(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	s1, s2 := subscribe(t, b, "a"), subscribe(t, b, "b")
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -238,7 +238,7 @@ func TestMemoryCloseEndsEverything(t *testing.T) {
 	if err := b.Publish(context.Background(), "a", ev("create", "1")); !errors.Is(err, pubsub.ErrClosed) {
 		t.Fatalf("Publish after Close: %v", err)
 	}
-	if _, err := b.Subscribe(context.Background(), "a"); !errors.Is(err, pubsub.ErrClosed) {
+	if _, err := b.Subscribe(context.Background(), "a", pubsub.Filter{}, ""); !errors.Is(err, pubsub.ErrClosed) {
 		t.Fatalf("Subscribe after Close: %v", err)
 	}
 	if err := b.Close(); err != nil {
@@ -250,7 +250,7 @@ func TestMemoryCloseEndsEverything(t *testing.T) {
 // verdict, every subscription sees each publisher's events in order and ends for a documented
 // reason, and every call fails only with ErrClosed.
 func TestMemoryChurn(t *testing.T) {
-	b := pubsub.NewMemoryBroker(pubsub.WithBufferSize(4))
+	b := newMemory(t, pubsub.WithBufferSize(4))
 	errs := make(chan error, 1000)
 	report := func(format string, args ...any) {
 		select {
@@ -270,7 +270,7 @@ func TestMemoryChurn(t *testing.T) {
 		wg.Go(func() { publishAll(fmt.Sprint(i), 200) })
 		wg.Go(func() {
 			for range 50 {
-				s, err := b.Subscribe(context.Background(), "t")
+				s, err := b.Subscribe(context.Background(), "t", pubsub.Filter{}, "")
 				if errors.Is(err, pubsub.ErrClosed) {
 					return
 				}
@@ -324,10 +324,10 @@ func TestMemoryChurn(t *testing.T) {
 // subscription it does not match: a subscription on another key, with a buffer of one, is
 // not ended as slow by events of other keys.
 func TestMemorySubscribeFiltered(t *testing.T) {
-	b := pubsub.NewMemoryBroker(pubsub.WithBufferSize(1))
+	b := newMemory(t, pubsub.WithBufferSize(1))
 	defer b.Close()
 	sub := func(f pubsub.Filter) pubsub.Subscription {
-		s, err := b.SubscribeFiltered(context.Background(), "t", f)
+		s, err := b.Subscribe(context.Background(), "t", f, "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ type memSub struct {
 	b      *MemoryBroker
 	topic  string
 	filter Filter
+	start  Start
 	ch     chan Event
 	stop   func() bool // stops the context watch; set before any end
 
@@ -16,6 +17,8 @@ type memSub struct {
 }
 
 func (s *memSub) Events() <-chan Event { return s.ch }
+
+func (s *memSub) Start() Start { return s.start }
 
 func (s *memSub) Err() error {
 	s.mu.Lock()

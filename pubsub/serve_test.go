@@ -3,6 +3,7 @@ package pubsub_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 
@@ -22,6 +23,7 @@ type fakeStream struct {
 	sendErr           error
 
 	mu     sync.Mutex
+	md     metadata.MD // the header
 	log    []string
 	header chan struct{} // closed by SendHeader
 	sent   chan struct{} // signalled after each Send
@@ -33,9 +35,10 @@ func newFakeStream(ctx context.Context) *fakeStream {
 
 func (s *fakeStream) Context() context.Context { return s.ctx }
 
-func (s *fakeStream) SendHeader(metadata.MD) error {
+func (s *fakeStream) SendHeader(md metadata.MD) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.md = md
 	s.log = append(s.log, "header")
 	close(s.header)
 	return nil
@@ -69,8 +72,8 @@ type publishOnSubscribe struct {
 	ev pubsub.Event
 }
 
-func (b publishOnSubscribe) Subscribe(ctx context.Context, topic string) (pubsub.Subscription, error) {
-	s, err := b.Broker.Subscribe(ctx, topic)
+func (b publishOnSubscribe) Subscribe(ctx context.Context, topic string, f pubsub.Filter, since string) (pubsub.Subscription, error) {
+	s, err := b.Broker.Subscribe(ctx, topic, f, since)
 	if err == nil {
 		err = b.Publish(ctx, topic, b.ev)
 	}
@@ -79,12 +82,12 @@ func (b publishOnSubscribe) Subscribe(ctx context.Context, topic string) (pubsub
 
 func serveAsync(stream *fakeStream, b pubsub.Broker, f pubsub.Filter, toMsg func(pubsub.Event) (*wrapperspb.StringValue, error)) <-chan error {
 	done := make(chan error, 1)
-	go func() { done <- pubsub.Serve(stream, b, "t", f, toMsg) }()
+	go func() { done <- pubsub.Serve(stream, b, "t", f, "", toMsg) }()
 	return done
 }
 
 func TestServeHeaderFirstAndNothingLost(t *testing.T) {
-	mb := pubsub.NewMemoryBroker()
+	mb := newMemory(t)
 	defer mb.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	stream := newFakeStream(ctx)
@@ -101,7 +104,7 @@ func TestServeHeaderFirstAndNothingLost(t *testing.T) {
 }
 
 func TestServeFilters(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	defer b.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -126,7 +129,7 @@ func TestServeFilters(t *testing.T) {
 }
 
 func TestServeSlowSubscriber(t *testing.T) {
-	b := pubsub.NewMemoryBroker(pubsub.WithBufferSize(1))
+	b := newMemory(t, pubsub.WithBufferSize(1))
 	defer b.Close()
 	stream := newFakeStream(context.Background())
 	block := make(chan struct{})
@@ -145,7 +148,7 @@ func TestServeSlowSubscriber(t *testing.T) {
 }
 
 func TestServeConversionError(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	defer b.Close()
 	stream := newFakeStream(context.Background())
 	bad := func(pubsub.Event) (*wrapperspb.StringValue, error) { return nil, errors.New("corrupt") }
@@ -156,7 +159,7 @@ func TestServeConversionError(t *testing.T) {
 }
 
 func TestServeSendError(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	defer b.Close()
 	stream := newFakeStream(context.Background())
 	stream.sendErr = errors.New("broken pipe")
@@ -167,14 +170,82 @@ func TestServeSendError(t *testing.T) {
 }
 
 func TestServeClosedBroker(t *testing.T) {
-	b := pubsub.NewMemoryBroker()
+	b := newMemory(t)
 	b.Close()
 	stream := newFakeStream(context.Background())
-	err := pubsub.Serve(stream, b, "t", pubsub.Filter{}, toString)
+	err := pubsub.Serve(stream, b, "t", pubsub.Filter{}, "", toString)
 	if s, _ := status.FromError(err); s.Code() != codes.Unavailable || s.Message() != "server shutting down" {
 		t.Fatalf("Serve on a closed broker = %v", err)
 	}
 	if got := stream.events(); len(got) != 0 {
 		t.Fatalf("stream saw %q, want nothing", got)
+	}
+}
+
+func (s *fakeStream) header1(key string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.md.Get(key)
+}
+
+// The header tells where the stream starts; with since, whether it recovered and how many
+// of the messages that follow are the replay (after toMsg skipped some). The replayed
+// messages come first, in order, then the live ones.
+func TestServeResumeHeader(t *testing.T) {
+	b := newMemory(t)
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	first := newFakeStream(ctx)
+	done := serveAsync(first, b, pubsub.Filter{}, toString)
+	<-first.header
+	since := first.header1(pubsub.HeaderOffset)
+	if len(since) != 1 || since[0] == "" {
+		t.Fatalf("header %s = %q, want one offset", pubsub.HeaderOffset, since)
+	}
+	if got := first.header1(pubsub.HeaderRecovered); got != nil {
+		t.Fatalf("header %s = %q without since", pubsub.HeaderRecovered, got)
+	}
+	publish(t, b, "t", ev("create", "1"), ev("create", "7"), ev("update", "1"))
+
+	skip7 := func(ev pubsub.Event) (*wrapperspb.StringValue, error) {
+		if ev.PK == "7" {
+			return nil, nil
+		}
+		return toString(ev)
+	}
+	resumed := newFakeStream(ctx)
+	rdone := make(chan error, 1)
+	go func() { rdone <- pubsub.Serve(resumed, b, "t", pubsub.Filter{}, since[0], skip7) }()
+	<-resumed.header
+	for key, want := range map[string]string{pubsub.HeaderOffset: since[0], pubsub.HeaderRecovered: "true", pubsub.HeaderReplayed: "2"} {
+		if got := resumed.header1(key); len(got) != 1 || got[0] != want {
+			t.Fatalf("header %s = %q, want %q", key, got, want)
+		}
+	}
+	publish(t, b, "t", ev("delete", "1"))
+	for range 3 {
+		<-resumed.sent
+	}
+	if got, want := fmt.Sprint(resumed.events()), "[header create:1 update:1 delete:1]"; got != want {
+		t.Fatalf("stream saw %s, want %s", got, want)
+	}
+
+	lost := newFakeStream(ctx)
+	ldone := make(chan error, 1)
+	go func() { ldone <- pubsub.Serve(lost, b, "t", pubsub.Filter{}, "not an offset", toString) }()
+	<-lost.header
+	if got := lost.header1(pubsub.HeaderRecovered); len(got) != 1 || got[0] != "false" {
+		t.Fatalf("header %s = %q for an unknown since, want false", pubsub.HeaderRecovered, got)
+	}
+	if got := lost.header1(pubsub.HeaderReplayed); len(got) != 1 || got[0] != "0" {
+		t.Fatalf("header %s = %q for an unknown since, want 0", pubsub.HeaderReplayed, got)
+	}
+	cancel()
+	for _, d := range []<-chan error{done, rdone, ldone} {
+		if err := <-d; err != nil {
+			t.Fatalf("Serve after the client left = %v", err)
+		}
 	}
 }

@@ -63,7 +63,10 @@ func run(ctx context.Context, cfg config, log *slog.Logger) error {
 			nc.FlushTimeout(time.Second) // the last events
 			nc.Close()
 		}()
-		nb := natsbroker.New(nc)
+		nb, err := natsbroker.New(ctx, nc)
+		if err != nil {
+			return fmt.Errorf("-nats-url: %w", err)
+		}
 		defer nb.Close()
 		broker = nb
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsbridge/wsbridge/pubsub"
 )
@@ -17,15 +19,18 @@ import (
 // connection dropped or closed.
 var ErrConnectionLost = errors.New("natsbroker: NATS connection lost, events may have been missed")
 
-// flushTimeout bounds Subscribe's wait for the server to confirm interest
-// when the caller's context has no earlier deadline.
-const flushTimeout = 5 * time.Second
+// requestTimeout bounds each JetStream request when the caller's context has
+// no earlier deadline.
+const requestTimeout = 5 * time.Second
 
-// Broker is a pubsub.Broker over a NATS connection. Close it to release its
-// subscriptions and its connection watcher; Close leaves the connection
-// open.
+// Broker is a pubsub.Broker over a NATS connection with JetStream. Close it
+// to release its subscriptions and its connection watcher; Close leaves the
+// connection open.
 type Broker struct {
 	nc      *nats.Conn
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	name    string // the stream's
 	prefix  string
 	bufSize int
 
@@ -39,26 +44,60 @@ type Broker struct {
 
 var _ pubsub.Broker = (*Broker)(nil)
 
-// New returns a Broker publishing and subscribing on nc.
-func New(nc *nats.Conn, opts ...Option) *Broker {
+// New returns a Broker publishing and subscribing on nc, after creating its
+// JetStream stream or updating it to opts. Its options are this package's
+// and pubsub.WithBufferSize and pubsub.WithHistory.
+func New(ctx context.Context, nc *nats.Conn, opts ...pubsub.Option) (*Broker, error) {
+	cfg := &config{prefix: DefaultSubjectPrefix, replicas: 1}
+	s := pubsub.Settings{BufferSize: pubsub.DefaultBufferSize, History: DefaultHistory, Extra: cfg}
+	if err := pubsub.Apply(&s, opts...); err != nil {
+		return nil, err
+	}
+	if s.History < 1 {
+		return nil, fmt.Errorf("natsbroker: pubsub.WithHistory(%d): the stream keeps at least 1 event", s.History)
+	}
+	if cfg.stream == "" {
+		cfg.stream = streamName(cfg.prefix)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: %w", err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	stream, err := js.CreateOrUpdateStream(rctx, jetstream.StreamConfig{
+		Name:      cfg.stream,
+		Subjects:  []string{cfg.prefix + ">"},
+		Retention: jetstream.LimitsPolicy,
+		Discard:   jetstream.DiscardOld, // oldest first: see the package doc
+		MaxMsgs:   int64(s.History),
+		MaxAge:    cfg.maxAge,
+		Storage:   jetstream.FileStorage,
+		Replicas:  cfg.replicas,
+	})
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, nats.ErrNoResponders) {
+		return nil, fmt.Errorf("natsbroker: JetStream is not enabled on the NATS server (run nats-server with -js): %w", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: creating stream %s on %s>: %w", cfg.stream, cfg.prefix, err)
+	}
 	b := &Broker{
 		nc:        nc,
-		prefix:    DefaultSubjectPrefix,
-		bufSize:   pubsub.DefaultBufferSize,
+		js:        js,
+		stream:    stream,
+		name:      cfg.stream,
+		prefix:    cfg.prefix,
+		bufSize:   s.BufferSize,
 		watchDone: make(chan struct{}),
 		subs:      make(map[*subscription]struct{}),
 	}
-	for _, o := range opts {
-		o(b)
-	}
 	b.status = nc.StatusChanged(nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
 	go b.watch()
-	return b
+	return b, nil
 }
 
-// Publish sends ev to the subscribers of topic on every replica. It returns
-// once NATS has accepted the message for sending; the connection delivers
-// a replica's messages in order.
+// Publish stores ev in the stream, for the subscribers of topic on every
+// replica, and returns once JetStream has acknowledged it.
 func (b *Broker) Publish(ctx context.Context, topic string, ev pubsub.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -70,14 +109,21 @@ func (b *Broker) Publish(ctx context.Context, topic string, ev pubsub.Event) err
 	if b.isClosed() {
 		return pubsub.ErrClosed
 	}
-	return b.nc.Publish(subj, encode(ev))
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if _, err := b.js.Publish(ctx, subj, encode(ev)); err != nil {
+		return fmt.Errorf("natsbroker: publishing to %s: %w", subj, err)
+	}
+	return nil
 }
 
-// Subscribe subscribes to topic and waits until the NATS server has
-// registered the interest, so that every Publish after it returns, from any
-// replica, reaches the subscription. The subscription ends when ctx is
-// done.
-func (b *Broker) Subscribe(ctx context.Context, topic string) (pubsub.Subscription, error) {
+// Subscribe subscribes to the events of topic that f matches. With a since
+// the stream still reaches back to, it first reads the events after since up
+// to the stream's last one (the replay, in the subscription's buffer when it
+// returns), then consumes from the next sequence: no gap, no duplicate. Every
+// Publish after it returns, from any replica, reaches the subscription. The
+// subscription ends when ctx is done.
+func (b *Broker) Subscribe(ctx context.Context, topic string, f pubsub.Filter, since string) (pubsub.Subscription, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -85,9 +131,40 @@ func (b *Broker) Subscribe(ctx context.Context, topic string) (pubsub.Subscripti
 	if err != nil {
 		return nil, err
 	}
-	s := &subscription{b: b, ch: make(chan pubsub.Event, b.bufSize)}
-	// Registered before the NATS subscription exists, so that a
-	// connection loss from here on ends it.
+	if b.isClosed() {
+		return nil, pubsub.ErrClosed
+	}
+	info, err := b.info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: reading stream %s: %w", b.name, err)
+	}
+	epoch := epochOf(info)
+	last := info.State.LastSeq
+	start := pubsub.Start{Offset: offset(epoch, last)}
+	var replay []pubsub.Event
+	if seq, ok := parseOffset(since, epoch); ok && seq <= last && seq+1 >= info.State.FirstSeq {
+		if replay, err = b.replay(ctx, subj, f, epoch, seq, last); err != nil {
+			return nil, err
+		}
+		start = pubsub.Start{Offset: since, Recovered: true, Replayed: len(replay)}
+		if seq < last {
+			// Retention removes the oldest first: if the stream still starts at or before
+			// seq+1, none of the events replay read past was removed before it got to them.
+			if info, err = b.info(ctx); err != nil {
+				return nil, fmt.Errorf("natsbroker: reading stream %s: %w", b.name, err)
+			}
+			if info.State.FirstSeq > seq+1 {
+				start, replay = pubsub.Start{Offset: offset(epoch, last)}, nil
+			}
+		}
+	}
+
+	s := &subscription{b: b, filter: f, epoch: epoch, start: start, ch: make(chan pubsub.Event, b.bufSize+len(replay))}
+	for _, ev := range replay {
+		s.ch <- ev
+	}
+	// Registered before the consumer exists, so that a connection loss from
+	// here on ends it.
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -97,27 +174,64 @@ func (b *Broker) Subscribe(ctx context.Context, topic string) (pubsub.Subscripti
 	b.mu.Unlock()
 	s.watch(ctx)
 
-	ns, err := b.nc.Subscribe(subj, s.deliver)
-	if err != nil {
-		s.end(err)
-		return nil, fmt.Errorf("natsbroker: subscribing to %s: %w", subj, err)
-	}
-	// deliver never blocks, so NATS's own queue stays short; with no limit
-	// on it NATS never drops a message without telling us.
-	_ = ns.SetPendingLimits(-1, -1)
-	s.attach(ns)
-
-	fctx, cancel := context.WithTimeout(ctx, flushTimeout)
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	if err := b.nc.FlushWithContext(fctx); err != nil {
-		s.end(err)
-		return nil, fmt.Errorf("natsbroker: registering interest in %s: %w", subj, err)
+	cons, err := b.js.OrderedConsumer(rctx, b.name, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subj},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    last + 1,
+	})
+	if err == nil {
+		var cc jetstream.ConsumeContext
+		// Consume creates the consumer on the server before it returns: from then on
+		// every publish, numbered after last, reaches it.
+		if cc, err = cons.Consume(s.deliver, jetstream.ConsumeErrHandler(s.consumeError)); err == nil {
+			s.attach(cc)
+			return s, nil
+		}
 	}
-	return s, nil
+	s.end(err)
+	return nil, fmt.Errorf("natsbroker: consuming %s from stream %s: %w", subj, b.name, err)
+}
+
+// info reads the stream's state.
+func (b *Broker) info(ctx context.Context) (*jetstream.StreamInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return b.stream.Info(ctx)
+}
+
+// replay reads the events of subj after seq, up to last, that f matches.
+func (b *Broker) replay(ctx context.Context, subj string, f pubsub.Filter, epoch string, seq, last uint64) ([]pubsub.Event, error) {
+	var out []pubsub.Event
+	for next := seq + 1; next <= last; {
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		m, err := b.stream.GetMsg(rctx, next, jetstream.WithGetMsgSubject(subj))
+		cancel()
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("natsbroker: reading the history of %s: %w", subj, err)
+		}
+		if m.Sequence > last {
+			break // the consumer delivers it
+		}
+		ev, err := decode(m.Data)
+		if err != nil {
+			return nil, fmt.Errorf("%w on %s at %d", err, subj, m.Sequence)
+		}
+		ev.Offset = offset(epoch, m.Sequence)
+		if f.Match(ev) {
+			out = append(out, ev)
+		}
+		next = m.Sequence + 1
+	}
+	return out, nil
 }
 
 // Close ends every subscription with pubsub.ErrClosed and makes Publish
-// and Subscribe return it. The NATS connection stays open.
+// and Subscribe return it. The NATS connection and the stream stay.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -137,8 +251,8 @@ func (b *Broker) Close() error {
 	return nil
 }
 
-// watch ends every subscription when the connection drops: NATS core does
-// not replay what was published meanwhile.
+// watch ends every subscription when the connection drops: the subscriber
+// resumes with the last offset it saw, and learns whether it lost anything.
 func (b *Broker) watch() {
 	defer close(b.watchDone)
 	for st := range b.status {
@@ -175,4 +289,23 @@ func (b *Broker) subject(topic string) (string, error) {
 		return "", fmt.Errorf("natsbroker: topic %q does not make a valid subject", topic)
 	}
 	return subj, nil
+}
+
+// epochOf tells streams of the same name apart: its creation time.
+func epochOf(info *jetstream.StreamInfo) string {
+	return strconv.FormatInt(info.Created.UnixNano(), 36)
+}
+
+func offset(epoch string, seq uint64) string {
+	return epoch + ":" + strconv.FormatUint(seq, 10)
+}
+
+// parseOffset returns the stream sequence of an offset of the stream of epoch.
+func parseOffset(off, epoch string) (uint64, bool) {
+	e, n, ok := strings.Cut(off, ":")
+	if !ok || e != epoch {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(n, 10, 64)
+	return seq, err == nil
 }

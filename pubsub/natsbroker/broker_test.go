@@ -45,7 +45,7 @@ func TestLiveWhenSubscribeReturns(t *testing.T) {
 }
 
 func TestOrderAcrossReplicas(t *testing.T) {
-	a, b := replicas(t, natsbroker.WithBufferSize(1000))
+	a, b := replicas(t, pubsub.WithBufferSize(1000))
 	s := subscribe(t, b, "t")
 	var want []pubsub.Event
 	for i := range 1000 {
@@ -72,7 +72,7 @@ func TestUnsubscribe(t *testing.T) {
 func TestContextEndsSubscription(t *testing.T) {
 	_, b := replicas(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := b.Subscribe(ctx, "t")
+	s, err := b.Subscribe(ctx, "t", pubsub.Filter{}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestContextEndsSubscription(t *testing.T) {
 }
 
 func TestSlowSubscriberIsEnded(t *testing.T) {
-	a, b := replicas(t, natsbroker.WithBufferSize(2))
+	a, b := replicas(t, pubsub.WithBufferSize(2))
 	slow, fast := subscribe(t, b, "t"), subscribe(t, b, "t")
 	var want []pubsub.Event
 	for i := range 5 {
@@ -98,7 +98,7 @@ func TestSlowSubscriberIsEnded(t *testing.T) {
 func TestCloseEndsSubscriptionsButNotConnection(t *testing.T) {
 	s := startServer(t)
 	nc := connect(t, s)
-	a, b := newBroker(t, connect(t, s)), natsbroker.New(nc)
+	a, b := newBroker(t, connect(t, s)), newBroker(t, nc)
 	sub := subscribe(t, b, "t")
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestCloseEndsSubscriptionsButNotConnection(t *testing.T) {
 	if err := b.Publish(context.Background(), "t", pubsub.Event{}); !errors.Is(err, pubsub.ErrClosed) {
 		t.Fatalf("Publish after Close: %v", err)
 	}
-	if _, err := b.Subscribe(context.Background(), "t"); !errors.Is(err, pubsub.ErrClosed) {
+	if _, err := b.Subscribe(context.Background(), "t", pubsub.Filter{}, ""); !errors.Is(err, pubsub.ErrClosed) {
 		t.Fatalf("Subscribe after Close: %v", err)
 	}
 	if !nc.IsConnected() {
@@ -168,7 +168,7 @@ func TestSubjectPrefix(t *testing.T) {
 func TestInvalidTopics(t *testing.T) {
 	a, _ := replicas(t)
 	for _, topic := range []string{"", "a.*", "a.>", "a..b", "a.", "a b"} {
-		if _, err := a.Subscribe(context.Background(), topic); err == nil {
+		if _, err := a.Subscribe(context.Background(), topic, pubsub.Filter{}, ""); err == nil {
 			t.Errorf("Subscribe(%q) succeeded", topic)
 		}
 		if err := a.Publish(context.Background(), topic, pubsub.Event{}); err == nil {

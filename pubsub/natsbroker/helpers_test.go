@@ -1,6 +1,7 @@
 package natsbroker_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -17,7 +18,8 @@ const waitTimeout = pubsubtest.Timeout
 // startServer runs an embedded NATS server until the test ends.
 func startServer(t *testing.T) *server.Server {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,15 +46,18 @@ func connect(t *testing.T, s *server.Server, opts ...nats.Option) *nats.Conn {
 
 // replicas returns two brokers on separate connections to one server, as
 // two replicas of a backend would have.
-func replicas(t *testing.T, opts ...natsbroker.Option) (*natsbroker.Broker, *natsbroker.Broker) {
+func replicas(t *testing.T, opts ...pubsub.Option) (*natsbroker.Broker, *natsbroker.Broker) {
 	t.Helper()
 	s := startServer(t)
 	return newBroker(t, connect(t, s), opts...), newBroker(t, connect(t, s), opts...)
 }
 
-func newBroker(t *testing.T, nc *nats.Conn, opts ...natsbroker.Option) *natsbroker.Broker {
+func newBroker(t *testing.T, nc *nats.Conn, opts ...pubsub.Option) *natsbroker.Broker {
 	t.Helper()
-	b := natsbroker.New(nc, opts...)
+	b, err := natsbroker.New(context.Background(), nc, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { b.Close() })
 	return b
 }

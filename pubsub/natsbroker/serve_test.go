@@ -36,7 +36,7 @@ func TestServeFiltersAcrossReplicas(t *testing.T) {
 	f := pubsub.Filter{PK: "1", Actions: []string{pubsub.ActionUpdate, pubsub.ActionDelete}}
 	done := make(chan error, 1)
 	go func() {
-		done <- pubsub.Serve(st, b, "t", f, func(ev pubsub.Event) (*wrapperspb.StringValue, error) {
+		done <- pubsub.Serve(st, b, "t", f, "", func(ev pubsub.Event) (*wrapperspb.StringValue, error) {
 			return wrapperspb.String(ev.Action + ":" + ev.PK), nil
 		})
 	}()

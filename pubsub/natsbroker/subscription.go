@@ -5,25 +5,30 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsbridge/wsbridge/pubsub"
 )
 
-// subscription is one subscriber: a NATS subscription whose messages are
-// decoded into a bounded channel.
+// subscription is one subscriber: an ordered JetStream consumer whose
+// messages are decoded into a bounded channel, after the replay.
 type subscription struct {
-	b  *Broker
-	ch chan pubsub.Event
+	b      *Broker
+	filter pubsub.Filter
+	epoch  string
+	start  pubsub.Start
+	ch     chan pubsub.Event
 
 	mu    sync.Mutex  // guards the fields below and sends on ch
 	stop  func() bool // stops the context watch
-	ns    *nats.Subscription
+	cc    jetstream.ConsumeContext
 	ended bool
 	err   error
 }
 
 func (s *subscription) Events() <-chan pubsub.Event { return s.ch }
+
+func (s *subscription) Start() pubsub.Start { return s.start }
 
 func (s *subscription) Err() error {
 	s.mu.Lock()
@@ -33,14 +38,22 @@ func (s *subscription) Err() error {
 
 func (s *subscription) Close() { s.end(nil) }
 
-// deliver is the NATS message handler. NATS calls it from one goroutine per
-// subscription, in order.
-func (s *subscription) deliver(m *nats.Msg) {
-	ev, err := decode(m.Data)
+// deliver is the consumer's message handler, called in stream order.
+func (s *subscription) deliver(m jetstream.Msg) {
+	md, err := m.Metadata()
 	if err != nil {
-		s.end(fmt.Errorf("%w on %s", err, m.Subject))
+		s.end(fmt.Errorf("natsbroker: message on %s without JetStream metadata: %w", m.Subject(), err))
 		return
 	}
+	ev, err := decode(m.Data())
+	if err != nil {
+		s.end(fmt.Errorf("%w on %s at %d", err, m.Subject(), md.Sequence.Stream))
+		return
+	}
+	if !s.filter.Match(ev) {
+		return
+	}
+	ev.Offset = offset(s.epoch, md.Sequence.Stream)
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -55,6 +68,17 @@ func (s *subscription) deliver(m *nats.Msg) {
 	}
 }
 
+// consumeError ends s on any error of the consumer: a missed heartbeat, a deleted consumer or
+// stream, a lost responder. The ordered consumer would recreate itself, but silently past any
+// events the stream removed meanwhile; ended, the subscriber resumes with since and learns
+// whether it lost anything.
+//
+// nats.go calls it holding the consumer's lock, which Stop takes: end runs on a goroutine of
+// its own, which returns as soon as the lock is released.
+func (s *subscription) consumeError(_ jetstream.ConsumeContext, err error) {
+	go s.end(fmt.Errorf("natsbroker: consuming stream %s: %w", s.b.name, err))
+}
+
 // watch ends s when ctx is done.
 func (s *subscription) watch(ctx context.Context) {
 	s.mu.Lock()
@@ -64,13 +88,13 @@ func (s *subscription) watch(ctx context.Context) {
 	}
 }
 
-// attach records the NATS subscription, dropping it if s ended meanwhile.
-func (s *subscription) attach(ns *nats.Subscription) {
+// attach records the consumer, stopping it if s ended meanwhile.
+func (s *subscription) attach(cc jetstream.ConsumeContext) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ns = ns
+	s.cc = cc
 	if s.ended {
-		_ = ns.Unsubscribe()
+		cc.Stop()
 	}
 }
 
@@ -83,11 +107,11 @@ func (s *subscription) end(err error) {
 	}
 	s.ended, s.err = true, err
 	close(s.ch)
-	if s.ns != nil {
-		_ = s.ns.Unsubscribe() // fails only if the connection is closed, which drops it anyway
-	}
-	stop := s.stop
+	cc, stop := s.cc, s.stop
 	s.mu.Unlock()
+	if cc != nil {
+		cc.Stop() // does not wait for the handler, which may be the caller
+	}
 	if stop != nil {
 		stop()
 	}

@@ -15,12 +15,19 @@ import (
 // Timeout bounds every wait of this package: generous, for loaded machines.
 const Timeout = 30 * time.Second
 
-// Subscribe subscribes to topic and closes the subscription when the test ends.
+// Subscribe subscribes to every event of topic and closes the subscription when the test ends.
 func Subscribe(t testing.TB, b pubsub.Broker, topic string) pubsub.Subscription {
 	t.Helper()
-	s, err := b.Subscribe(context.Background(), topic)
+	return SubscribeSince(t, b, topic, pubsub.Filter{}, "")
+}
+
+// SubscribeSince subscribes to the events of topic that f matches, after since, and closes
+// the subscription when the test ends.
+func SubscribeSince(t testing.TB, b pubsub.Broker, topic string, f pubsub.Filter, since string) pubsub.Subscription {
+	t.Helper()
+	s, err := b.Subscribe(context.Background(), topic, f, since)
 	if err != nil {
-		t.Fatalf("Subscribe(%q): %v", topic, err)
+		t.Fatalf("Subscribe(%q, %+v, %q): %v", topic, f, since, err)
 	}
 	t.Cleanup(s.Close)
 	return s

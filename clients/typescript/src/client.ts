@@ -78,12 +78,22 @@ export interface SubscribeFilter {
   action?: EventAction | EventAction[];
   /** Only changes of this resource. */
   pk?: Pk;
+  /**
+   * Start after this offset, e.g. a Subscription.offset saved by an earlier session: the changes
+   * since then that the backend still has come first. The reply's recovered says whether it reached
+   * back that far; if not, reload what you show.
+   */
+  since?: string;
 }
 
 /** The data of a successful subscribe reply: the filter as sent. */
 export interface SubscribeReplyData {
   action: EventAction | EventAction[];
   pk?: Pk;
+  /** On a stream with offsets: every event after this position is delivered. */
+  offset?: string;
+  /** With since: true when every event after it follows, false when some are lost (reload). */
+  recovered?: boolean;
 }
 
 export interface SubscriptionEvent<T> {
@@ -94,21 +104,30 @@ export interface SubscriptionEvent<T> {
   data: T;
   /** The message type, e.g. "polls.v1.Question". */
   model?: string;
+  /** The event's position, on a stream with offsets; opaque. */
+  offset?: string;
 }
 
 /** What happened to a live subscription, besides its events. */
 export type SubscriptionStatus =
   /** The bridge lost the upstream of this subscription; events may be missed until "resumed". */
   | { kind: "interrupted"; response_status: number; errors: ErrorItem[] }
-  /** The bridge has the upstream again. */
-  | { kind: "resumed"; data: unknown }
+  /**
+   * The bridge has the upstream again. recovered: the events of the interruption follow, none lost;
+   * false: some may be lost (or the stream has no offsets), reload what you show.
+   */
+  | { kind: "resumed"; data: unknown; recovered: boolean }
   /**
    * The open connection dropped; the subscription is renewed when the client reconnects. Once per
    * lost connection: failed reconnect attempts in between report nothing here.
    */
   | { kind: "disconnected" }
-  /** Renewed on a new connection; events between "disconnected" and now were missed. */
-  | { kind: "resubscribed" }
+  /**
+   * Renewed on a new connection, resuming after the last offset seen. recovered: the events missed in
+   * between follow, none lost; false: they were missed (the stream has no offsets, or the backend's
+   * history no longer reaches back): reload what you show.
+   */
+  | { kind: "resubscribed"; recovered: boolean }
   /** Ended for good: renewing it failed. */
   | { kind: "failed"; error: Error };
 
@@ -121,6 +140,11 @@ export interface Subscription {
   readonly ready: Promise<SubscribeReplyData>;
   /** True until unsubscribed, closed or failed. */
   readonly active: boolean;
+  /**
+   * On a stream with offsets, the position after which every event has been delivered: the last
+   * event's offset, or the last reply's. A renewal resumes from it; save it to pass as since later.
+   */
+  readonly offset: string | undefined;
   /** Ends the subscription. No event is delivered after it is called. */
   unsubscribe(): Promise<void>;
 }
@@ -160,6 +184,8 @@ class LiveSubscription implements Subscription {
   active = true;
   /** A renewal the bridge refused with 503 is retried with backoff. */
   retries = 0;
+  /** The last position delivered, sent as since by every (re)subscribe. */
+  offset: string | undefined;
   retryTimer: ReturnType<typeof setTimeout> | undefined;
   readonly ready: Promise<SubscribeReplyData>;
   resolveReady!: (data: SubscribeReplyData) => void;
@@ -172,6 +198,7 @@ class LiveSubscription implements Subscription {
     readonly onStatus: (status: SubscriptionStatus) => void,
     readonly unsubscribe: () => Promise<void>,
   ) {
+    this.offset = filter.since;
     this.ready = new Promise((resolve, reject) => {
       this.resolveReady = resolve;
       this.rejectReady = reject;
@@ -397,7 +424,13 @@ export class Client {
       const pending = this.#settle(id);
       if (pending) {
         const reply = payload as unknown as ReplyPayload;
-        if (reply.response_status >= 200 && reply.response_status < 300) pending.resolve(reply);
+        if (reply.response_status >= 200 && reply.response_status < 300) {
+          // A subscribe reply's offset is taken now, not when the promise settles: the events
+          // that follow it may arrive in the same read, before then.
+          const sub = this.#subscriptions.get(id);
+          if (sub && sub.stream === stream) sub.offset = offsetOf(reply.data) ?? sub.offset;
+          pending.resolve(reply);
+        }
         else pending.reject(new BridgeError(stream, pending.action, reply.response_status, reply.errors ?? []));
         return;
       }
@@ -407,13 +440,16 @@ export class Client {
     if (!sub || sub.stream !== stream) return;
     if (isReply) {
       const note = payload as unknown as ReplyPayload;
-      if (note.response_status >= 200 && note.response_status < 300) sub.onStatus({ kind: "resumed", data: note.data });
-      else sub.onStatus({ kind: "interrupted", response_status: note.response_status, errors: note.errors ?? [] });
+      if (note.response_status >= 200 && note.response_status < 300) {
+        sub.offset = offsetOf(note.data) ?? sub.offset;
+        sub.onStatus({ kind: "resumed", data: note.data, recovered: recoveredOf(note.data) });
+      } else sub.onStatus({ kind: "interrupted", response_status: note.response_status, errors: note.errors ?? [] });
     } else {
       const event = payload as unknown as EventPayload;
       const delivered: SubscriptionEvent<never> = { stream, action: event.action, data: event.data as never };
       if (event.pk !== undefined) delivered.pk = event.pk;
       if (event.model !== undefined) delivered.model = event.model;
+      if (typeof event.offset === "string") delivered.offset = sub.offset = event.offset;
       sub.onEvent(delivered);
     }
   }
@@ -439,13 +475,15 @@ export class Client {
     this.#subscriptions.delete(sub.requestId);
     sub.requestId = id;
     this.#subscriptions.set(id, sub);
-    const data = { action: sub.filter.action ?? ALL_ACTIONS };
+    const data: { action: EventAction | EventAction[]; since?: string } = { action: sub.filter.action ?? ALL_ACTIONS };
+    // Resume after the last event delivered: the bridge replays what this connection missed.
+    if (sub.offset !== undefined) data.since = sub.offset;
     const payload = sub.filter.pk === undefined ? { action: "subscribe", data } : { action: "subscribe", pk: sub.filter.pk, data };
     this.#request(sub.stream, payload, id).then(
       (reply) => {
         if (sub.requestId !== id || !sub.active) return;
         sub.retries = 0;
-        if (sub.confirmed) return sub.onStatus({ kind: "resubscribed" });
+        if (sub.confirmed) return sub.onStatus({ kind: "resubscribed", recovered: recoveredOf(reply.data) });
         sub.confirmed = true;
         sub.resolveReady(reply.data as SubscribeReplyData);
       },
@@ -502,6 +540,16 @@ function connectError(url: string, code: number, failure: unknown): Error {
   const detail = isObject(failure) && typeof failure.message === "string" && failure.message ? `: ${failure.message}` : "";
   const cause = isObject(failure) && failure.error instanceof Error ? failure.error : undefined;
   return new Error(`Could not connect to ${url}${detail} (close ${code}).`, cause ? { cause } : undefined);
+}
+
+/** The offset of a subscribe reply's or notice's data, if it has one. */
+function offsetOf(data: unknown): string | undefined {
+  return isObject(data) && typeof data.offset === "string" ? data.offset : undefined;
+}
+
+/** Whether a subscribe reply or notice says nothing was lost; absent (no offsets) is false. */
+function recoveredOf(data: unknown): boolean {
+  return isObject(data) && data.recovered === true;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -44,6 +44,8 @@ export interface EventPayload {
   pk?: Pk;
   data: unknown;
   model?: string;
+  /** The event's position, on a stream with offsets: opaque, the since of a later subscribe. */
+  offset?: string;
   request_id: string | number;
 }
 

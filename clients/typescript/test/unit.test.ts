@@ -287,7 +287,7 @@ describe("subscriptions", () => {
     assert.deepEqual(events, [{ stream: "questions", action: "update", pk: "1", data: { id: "1" }, model: "polls.v1.Question" }]);
     assert.deepEqual(statuses, [
       { kind: "interrupted", response_status: 503, errors: ["Backend unavailable."] },
-      { kind: "resumed", data: { action: "update", resumed: true } },
+      { kind: "resumed", data: { action: "update", resumed: true }, recovered: false },
     ]);
 
     const done = sub.unsubscribe();
@@ -494,5 +494,117 @@ describe("subscriptions", () => {
     await c.close();
     await assert.rejects(sub.ready, { name: "ClientError", reason: "closed" });
     assert.equal(sub.active, false);
+  });
+});
+
+describe("offsets and resume", () => {
+  test("a renewal resumes after the last offset delivered, and says whether it recovered", async () => {
+    let s = await script();
+    const port = (s.server.address() as { port: number }).port;
+    const c = client(s);
+    const events: SubscriptionEvent<string>[] = [];
+    const statuses: SubscriptionStatus[] = [];
+    const sub = c.stream<string>("questions").subscribe({ action: "update" }, (e) => events.push(e), {
+      onStatus: (st) => statuses.push(st),
+    });
+    const first = await s.frame(0);
+    assert.deepEqual(first.payload.data, { action: "update" }, "no since before any offset");
+    s.reply(first, 200, { action: "update", offset: "e:10" });
+    assert.deepEqual(await sub.ready, { action: "update", offset: "e:10" });
+    assert.equal(sub.offset, "e:10");
+    s.send("questions", { action: "update", pk: "1", data: "a", model: "m", offset: "e:11", request_id: first.payload.request_id });
+    await s.until(() => events.length === 1);
+    assert.deepEqual(events[0], { stream: "questions", action: "update", pk: "1", data: "a", model: "m", offset: "e:11" });
+    assert.equal(sub.offset, "e:11");
+
+    // Reconnected: the renewal asks for what came after e:11; the replay follows the reply.
+    await s.close();
+    s = await script(port);
+    const renewed = await s.frame(0);
+    assert.deepEqual(renewed.payload.data, { action: "update", since: "e:11" });
+    s.reply(renewed, 200, { action: "update", offset: "e:11", recovered: true });
+    s.send("questions", { action: "update", pk: "1", data: "missed", offset: "e:12", request_id: renewed.payload.request_id });
+    await s.until(() => events.length === 2);
+    assert.deepEqual(statuses, [{ kind: "disconnected" }, { kind: "resubscribed", recovered: true }]);
+    assert.equal(events[1]!.data, "missed");
+    assert.equal(sub.offset, "e:12");
+
+    // Again, and this time the history no longer reaches back: recovered false, and the next
+    // renewal resumes from the new position the reply gave.
+    await s.close();
+    s = await script(port);
+    const lost = await s.frame(0);
+    assert.deepEqual(lost.payload.data, { action: "update", since: "e:12" });
+    s.reply(lost, 200, { action: "update", offset: "e:90", recovered: false });
+    await s.until(() => statuses.length === 4);
+    assert.deepEqual(statuses.slice(2), [{ kind: "disconnected" }, { kind: "resubscribed", recovered: false }]);
+    assert.equal(sub.offset, "e:90");
+    await s.close();
+    s = await script(port);
+    assert.deepEqual((await s.frame(0)).payload.data, { action: "update", since: "e:90" });
+    await c.close();
+  });
+
+  test("since in the filter goes with the first subscribe, and ready tells whether it recovered", async () => {
+    const s = await script();
+    const c = client(s);
+    const sub = c.stream("questions").subscribe({ action: "create", pk: "3", since: "e:5" }, () => {});
+    const f = await s.frame(0);
+    assert.deepEqual(f.payload, { action: "subscribe", pk: "3", data: { action: "create", since: "e:5" }, request_id: f.payload.request_id });
+    assert.equal(sub.offset, "e:5");
+    s.reply(f, 200, { action: "create", pk: "3", offset: "e:7", recovered: false });
+    assert.deepEqual(await sub.ready, { action: "create", pk: "3", offset: "e:7", recovered: false });
+    assert.equal(sub.offset, "e:7");
+    await c.close();
+  });
+
+  test("a resumed notice carries recovered and moves the offset; a renewal after it resumes from there", async () => {
+    let s = await script();
+    const port = (s.server.address() as { port: number }).port;
+    const c = client(s);
+    const statuses: SubscriptionStatus[] = [];
+    const sub = c.stream("questions").subscribe({ action: "delete" }, () => {}, { onStatus: (st) => statuses.push(st) });
+    const f = await s.frame(0);
+    s.reply(f, 200, { action: "delete", offset: "e:1" });
+    await sub.ready;
+    const id = f.payload.request_id;
+    s.send("questions", { action: "subscribe", data: null, errors: ["Subscription interrupted: x"], response_status: 503, request_id: id });
+    s.send("questions", { action: "subscribe", data: { action: "delete", offset: "e:1", recovered: true, resumed: true }, errors: [], response_status: 200, request_id: id });
+    s.send("questions", { action: "subscribe", data: null, errors: ["Subscription interrupted: y"], response_status: 503, request_id: id });
+    s.send("questions", { action: "subscribe", data: { action: "delete", offset: "e:40", recovered: false, resumed: true }, errors: [], response_status: 200, request_id: id });
+    await s.until(() => statuses.length === 4);
+    assert.deepEqual(
+      statuses.filter((st) => st.kind === "resumed").map((st) => st.kind === "resumed" && st.recovered),
+      [true, false],
+    );
+    assert.equal(sub.offset, "e:40");
+    await s.close();
+    s = await script(port);
+    assert.deepEqual((await s.frame(0)).payload.data, { action: "delete", since: "e:40" });
+    await c.close();
+  });
+
+  test("events of a stream without offsets leave the offset alone and renewals without since", async () => {
+    let s = await script();
+    const port = (s.server.address() as { port: number }).port;
+    const c = client(s);
+    const events: SubscriptionEvent<string>[] = [];
+    const statuses: SubscriptionStatus[] = [];
+    const sub = c.stream<string>("old").subscribe({ action: "create" }, (e) => events.push(e), { onStatus: (st) => statuses.push(st) });
+    const f = await s.frame(0);
+    s.reply(f, 200, { action: "create" });
+    await sub.ready;
+    s.send("old", { action: "create", pk: "1", data: "x", request_id: f.payload.request_id });
+    await s.until(() => events.length === 1);
+    assert.equal("offset" in events[0]!, false);
+    assert.equal(sub.offset, undefined);
+    await s.close();
+    s = await script(port);
+    const renewed = await s.frame(0);
+    assert.deepEqual(renewed.payload.data, { action: "create" });
+    s.reply(renewed, 200, { action: "create" });
+    await s.until(() => statuses.length === 2);
+    assert.deepEqual(statuses[1], { kind: "resubscribed", recovered: false });
+    await c.close();
   });
 });

@@ -161,7 +161,8 @@ func (s *ChoiceService) Subscribe(req *pollsv1.SubscribeChoicesRequest, stream g
 	if err != nil {
 		return err
 	}
-	return pubsub.Serve(stream, s.st.b, ChoiceTopic, f, func(ev pubsub.Event) (*pollsv1.ChoiceEvent, error) {
+	// Serve replays after req.Since and fills each event's offset.
+	return pubsub.Serve(stream, s.st.b, ChoiceTopic, f, req.GetSince(), func(ev pubsub.Event) (*pollsv1.ChoiceEvent, error) {
 		pk, c, err := decode[pollsv1.Choice](ev)
 		if err != nil {
 			return nil, err

@@ -169,7 +169,8 @@ func (s *QuestionService) Subscribe(req *pollsv1.SubscribeQuestionsRequest, stre
 	if err != nil {
 		return err
 	}
-	return pubsub.Serve(stream, s.st.b, QuestionTopic, f, func(ev pubsub.Event) (*pollsv1.QuestionEvent, error) {
+	// Serve replays after req.Since and fills each event's offset.
+	return pubsub.Serve(stream, s.st.b, QuestionTopic, f, req.GetSince(), func(ev pubsub.Event) (*pollsv1.QuestionEvent, error) {
 		pk, q, err := decode[pollsv1.Question](ev)
 		if err != nil {
 			return nil, err

@@ -19,7 +19,8 @@ import (
 // runNATS runs an embedded NATS server on a free loopback port.
 func runNATS(t *testing.T) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +43,10 @@ func natsBroker(t *testing.T, ns *server.Server) pubsub.Broker {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	b := natsbroker.New(nc)
+	b, err := natsbroker.New(t.Context(), nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { b.Close() })
 	return b
 }

@@ -102,9 +102,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	if s.broker == nil {
-		s.broker, s.ownBroker = pubsub.NewMemoryBroker(), true
-	}
 	s.stopping, s.beginStop = context.WithCancel(context.Background())
 	fail := func(err error) (*Server, error) {
 		cfg.GRPCListener.Close()
@@ -120,6 +117,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 
+	if s.broker == nil {
+		mb, err := pubsub.NewMemoryBroker()
+		if err != nil {
+			return fail(err)
+		}
+		s.broker, s.ownBroker = mb, true
+	}
 	var err error
 	if s.store, err = OpenStore(ctx, cfg.DBPath, s.broker, s.log); err != nil {
 		return fail(err)

@@ -38,17 +38,26 @@ func live[T any](t *testing.T, s grpc.ServerStreamingClient[T], err error) grpc.
 	return s
 }
 
-// next fails the test unless the next message of s is want.
+// next fails the test unless the next message of s is want, apart from its offset, which
+// must be set (it is opaque), and which next returns.
 func next[T any, P interface {
 	*T
 	proto.Message
-}](t *testing.T, s grpc.ServerStreamingClient[T], want P) {
+}](t *testing.T, s grpc.ServerStreamingClient[T], want P) string {
 	t.Helper()
 	got, err := s.Recv()
 	if err != nil {
 		t.Fatalf("Recv: %v, want %v", err, want)
 	}
+	m := P(got).ProtoReflect()
+	fd := m.Descriptor().Fields().ByName("offset")
+	offset := m.Get(fd).String()
+	if offset == "" {
+		t.Fatalf("event %v has no offset", got)
+	}
+	m.Clear(fd)
 	equal(t, P(got), want)
+	return offset
 }
 
 func TestSubscribeQuestions(t *testing.T) {
@@ -162,7 +171,10 @@ func TestSubscribeChoices(t *testing.T) {
 // streams, which end UNAVAILABLE so that the bridge resubscribes, even when
 // the broker is the caller's and stays open.
 func TestStopEndsSubscriptions(t *testing.T) {
-	broker := pubsub.NewMemoryBroker()
+	broker, err := pubsub.NewMemoryBroker()
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer broker.Close()
 	b := start(t, "", broker)
 	s := b.subscribeQuestions(t, &pollsv1.SubscribeQuestionsRequest{})
@@ -170,7 +182,7 @@ func TestStopEndsSubscriptions(t *testing.T) {
 	if err := b.srv.GracefulStop(timeout(t)); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.Recv()
+	_, err = s.Recv()
 	wantCode(t, err, codes.Unavailable, "server shutting down")
 	if err := b.srv.Wait(); err != nil {
 		t.Fatal(err)

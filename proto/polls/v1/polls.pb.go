@@ -676,7 +676,11 @@ type SubscribeQuestionsRequest struct {
 	// Only events of this question; absent means every question.
 	Pk *int64 `protobuf:"varint,1,opt,name=pk,proto3,oneof" json:"pk,omitempty"`
 	// Event actions to receive: "create", "update", "delete". Empty means all.
-	Actions       []string `protobuf:"bytes,2,rep,name=actions,proto3" json:"actions,omitempty"`
+	Actions []string `protobuf:"bytes,2,rep,name=actions,proto3" json:"actions,omitempty"`
+	// Resume after this event offset (a QuestionEvent's offset, or the stream's
+	// x-bridge-offset header): the events after it come first, then the live ones.
+	// Empty: live events only.
+	Since         string `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -725,13 +729,22 @@ func (x *SubscribeQuestionsRequest) GetActions() []string {
 	return nil
 }
 
+func (x *SubscribeQuestionsRequest) GetSince() string {
+	if x != nil {
+		return x.Since
+	}
+	return ""
+}
+
 type QuestionEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "create", "update" or "delete".
 	Action string `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
 	Pk     int64  `protobuf:"varint,2,opt,name=pk,proto3" json:"pk,omitempty"`
 	// The question after the change; for a delete, as it was.
-	Data          *Question `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	Data *Question `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// The event's position, opaque: the since of a later Subscribe.
+	Offset        string `protobuf:"bytes,4,opt,name=offset,proto3" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -785,6 +798,13 @@ func (x *QuestionEvent) GetData() *Question {
 		return x.Data
 	}
 	return nil
+}
+
+func (x *QuestionEvent) GetOffset() string {
+	if x != nil {
+		return x.Offset
+	}
+	return ""
 }
 
 type CreateChoiceRequest struct {
@@ -1225,9 +1245,11 @@ func (x *VoteChoiceRequest) GetPk() int64 {
 }
 
 type SubscribeChoicesRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Pk            *int64                 `protobuf:"varint,1,opt,name=pk,proto3,oneof" json:"pk,omitempty"`
-	Actions       []string               `protobuf:"bytes,2,rep,name=actions,proto3" json:"actions,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Pk      *int64                 `protobuf:"varint,1,opt,name=pk,proto3,oneof" json:"pk,omitempty"`
+	Actions []string               `protobuf:"bytes,2,rep,name=actions,proto3" json:"actions,omitempty"`
+	// Resume after this event offset; see SubscribeQuestionsRequest.since.
+	Since         string `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1276,11 +1298,20 @@ func (x *SubscribeChoicesRequest) GetActions() []string {
 	return nil
 }
 
+func (x *SubscribeChoicesRequest) GetSince() string {
+	if x != nil {
+		return x.Since
+	}
+	return ""
+}
+
 type ChoiceEvent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Action        string                 `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
-	Pk            int64                  `protobuf:"varint,2,opt,name=pk,proto3" json:"pk,omitempty"`
-	Data          *Choice                `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Action string                 `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	Pk     int64                  `protobuf:"varint,2,opt,name=pk,proto3" json:"pk,omitempty"`
+	Data   *Choice                `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// The event's position, opaque: the since of a later Subscribe.
+	Offset        string `protobuf:"bytes,4,opt,name=offset,proto3" json:"offset,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1336,6 +1367,13 @@ func (x *ChoiceEvent) GetData() *Choice {
 	return nil
 }
 
+func (x *ChoiceEvent) GetOffset() string {
+	if x != nil {
+		return x.Offset
+	}
+	return ""
+}
+
 var File_polls_v1_polls_proto protoreflect.FileDescriptor
 
 const file_polls_v1_polls_proto_rawDesc = "" +
@@ -1378,15 +1416,17 @@ const file_polls_v1_polls_proto_rawDesc = "" +
 	"\x16ReportQuestionsRequest\"M\n" +
 	"\x17ReportQuestionsResponse\x12\x14\n" +
 	"\x05total\x18\x01 \x01(\x03R\x05total\x12\x1c\n" +
-	"\tpublished\x18\x02 \x01(\x03R\tpublished\"Q\n" +
+	"\tpublished\x18\x02 \x01(\x03R\tpublished\"g\n" +
 	"\x19SubscribeQuestionsRequest\x12\x13\n" +
 	"\x02pk\x18\x01 \x01(\x03H\x00R\x02pk\x88\x01\x01\x12\x18\n" +
-	"\aactions\x18\x02 \x03(\tR\aactionsB\x05\n" +
-	"\x03_pk\"_\n" +
+	"\aactions\x18\x02 \x03(\tR\aactions\x12\x14\n" +
+	"\x05since\x18\x03 \x01(\tR\x05sinceB\x05\n" +
+	"\x03_pk\"w\n" +
 	"\rQuestionEvent\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x0e\n" +
 	"\x02pk\x18\x02 \x01(\x03R\x02pk\x12&\n" +
-	"\x04data\x18\x03 \x01(\v2\x12.polls.v1.QuestionR\x04data\";\n" +
+	"\x04data\x18\x03 \x01(\v2\x12.polls.v1.QuestionR\x04data\x12\x16\n" +
+	"\x06offset\x18\x04 \x01(\tR\x06offset\";\n" +
 	"\x13CreateChoiceRequest\x12$\n" +
 	"\x04data\x18\x01 \x01(\v2\x10.polls.v1.ChoiceR\x04data\"'\n" +
 	"\x15RetrieveChoiceRequest\x12\x0e\n" +
@@ -1412,15 +1452,17 @@ const file_polls_v1_polls_proto_rawDesc = "" +
 	"\x02pk\x18\x01 \x01(\x03R\x02pk\"\x16\n" +
 	"\x14DeleteChoiceResponse\"#\n" +
 	"\x11VoteChoiceRequest\x12\x0e\n" +
-	"\x02pk\x18\x01 \x01(\x03R\x02pk\"O\n" +
+	"\x02pk\x18\x01 \x01(\x03R\x02pk\"e\n" +
 	"\x17SubscribeChoicesRequest\x12\x13\n" +
 	"\x02pk\x18\x01 \x01(\x03H\x00R\x02pk\x88\x01\x01\x12\x18\n" +
-	"\aactions\x18\x02 \x03(\tR\aactionsB\x05\n" +
-	"\x03_pk\"[\n" +
+	"\aactions\x18\x02 \x03(\tR\aactions\x12\x14\n" +
+	"\x05since\x18\x03 \x01(\tR\x05sinceB\x05\n" +
+	"\x03_pk\"s\n" +
 	"\vChoiceEvent\x12\x16\n" +
 	"\x06action\x18\x01 \x01(\tR\x06action\x12\x0e\n" +
 	"\x02pk\x18\x02 \x01(\x03R\x02pk\x12$\n" +
-	"\x04data\x18\x03 \x01(\v2\x10.polls.v1.ChoiceR\x04data2\x93\x05\n" +
+	"\x04data\x18\x03 \x01(\v2\x10.polls.v1.ChoiceR\x04data\x12\x16\n" +
+	"\x06offset\x18\x04 \x01(\tR\x06offset2\x93\x05\n" +
 	"\x0fQuestionService\x12=\n" +
 	"\x06Create\x12\x1f.polls.v1.CreateQuestionRequest\x1a\x12.polls.v1.Question\x12A\n" +
 	"\bRetrieve\x12!.polls.v1.RetrieveQuestionRequest\x1a\x12.polls.v1.Question\x12=\n" +

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file polls/v1/polls.proto.
  */
 export const file_polls_v1_polls: GenFile = /*@__PURE__*/
-  fileDesc("ChRwb2xscy92MS9wb2xscy5wcm90bxIIcG9sbHMudjEiQAoIUXVlc3Rpb24SCgoCaWQYASABKAMSFQoNcXVlc3Rpb25fdGV4dBgCIAEoCRIRCglwdWJsaXNoZWQYAyABKAgiTQoGQ2hvaWNlEgoKAmlkGAEgASgDEhMKC3F1ZXN0aW9uX2lkGAIgASgDEhMKC2Nob2ljZV90ZXh0GAMgASgJEg0KBXZvdGVzGAQgASgDIjkKFUNyZWF0ZVF1ZXN0aW9uUmVxdWVzdBIgCgRkYXRhGAEgASgLMhIucG9sbHMudjEuUXVlc3Rpb24iJQoXUmV0cmlldmVRdWVzdGlvblJlcXVlc3QSCgoCcGsYASABKAMiRQoVVXBkYXRlUXVlc3Rpb25SZXF1ZXN0EgoKAnBrGAEgASgDEiAKBGRhdGEYAiABKAsyEi5wb2xscy52MS5RdWVzdGlvbiJ1ChRQYXRjaFF1ZXN0aW9uUmVxdWVzdBIKCgJwaxgBIAEoAxIgCgRkYXRhGAIgASgLMhIucG9sbHMudjEuUXVlc3Rpb24SLwoLdXBkYXRlX21hc2sYAyABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjcKFExpc3RRdWVzdGlvbnNSZXF1ZXN0EgwKBHBhZ2UYASABKAUSEQoJcGFnZV9zaXplGAIgASgFIk0KFUxpc3RRdWVzdGlvbnNSZXNwb25zZRIlCglxdWVzdGlvbnMYASADKAsyEi5wb2xscy52MS5RdWVzdGlvbhINCgVjb3VudBgCIAEoBSIjChVEZWxldGVRdWVzdGlvblJlcXVlc3QSCgoCcGsYASABKAMiGAoWRGVsZXRlUXVlc3Rpb25SZXNwb25zZSIkChZQdWJsaXNoUXVlc3Rpb25SZXF1ZXN0EgoKAnBrGAEgASgDIhgKFlJlcG9ydFF1ZXN0aW9uc1JlcXVlc3QiOwoXUmVwb3J0UXVlc3Rpb25zUmVzcG9uc2USDQoFdG90YWwYASABKAMSEQoJcHVibGlzaGVkGAIgASgDIkQKGVN1YnNjcmliZVF1ZXN0aW9uc1JlcXVlc3QSDwoCcGsYASABKANIAIgBARIPCgdhY3Rpb25zGAIgAygJQgUKA19wayJNCg1RdWVzdGlvbkV2ZW50Eg4KBmFjdGlvbhgBIAEoCRIKCgJwaxgCIAEoAxIgCgRkYXRhGAMgASgLMhIucG9sbHMudjEuUXVlc3Rpb24iNQoTQ3JlYXRlQ2hvaWNlUmVxdWVzdBIeCgRkYXRhGAEgASgLMhAucG9sbHMudjEuQ2hvaWNlIiMKFVJldHJpZXZlQ2hvaWNlUmVxdWVzdBIKCgJwaxgBIAEoAyJBChNVcGRhdGVDaG9pY2VSZXF1ZXN0EgoKAnBrGAEgASgDEh4KBGRhdGEYAiABKAsyEC5wb2xscy52MS5DaG9pY2UicQoSUGF0Y2hDaG9pY2VSZXF1ZXN0EgoKAnBrGAEgASgDEh4KBGRhdGEYAiABKAsyEC5wb2xscy52MS5DaG9pY2USLwoLdXBkYXRlX21hc2sYAyABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIl8KEkxpc3RDaG9pY2VzUmVxdWVzdBIMCgRwYWdlGAEgASgFEhEKCXBhZ2Vfc2l6ZRgCIAEoBRIYCgtxdWVzdGlvbl9pZBgDIAEoA0gAiAEBQg4KDF9xdWVzdGlvbl9pZCJHChNMaXN0Q2hvaWNlc1Jlc3BvbnNlEiEKB2Nob2ljZXMYASADKAsyEC5wb2xscy52MS5DaG9pY2USDQoFY291bnQYAiABKAUiIQoTRGVsZXRlQ2hvaWNlUmVxdWVzdBIKCgJwaxgBIAEoAyIWChREZWxldGVDaG9pY2VSZXNwb25zZSIfChFWb3RlQ2hvaWNlUmVxdWVzdBIKCgJwaxgBIAEoAyJCChdTdWJzY3JpYmVDaG9pY2VzUmVxdWVzdBIPCgJwaxgBIAEoA0gAiAEBEg8KB2FjdGlvbnMYAiADKAlCBQoDX3BrIkkKC0Nob2ljZUV2ZW50Eg4KBmFjdGlvbhgBIAEoCRIKCgJwaxgCIAEoAxIeCgRkYXRhGAMgASgLMhAucG9sbHMudjEuQ2hvaWNlMpMFCg9RdWVzdGlvblNlcnZpY2USPQoGQ3JlYXRlEh8ucG9sbHMudjEuQ3JlYXRlUXVlc3Rpb25SZXF1ZXN0GhIucG9sbHMudjEuUXVlc3Rpb24SQQoIUmV0cmlldmUSIS5wb2xscy52MS5SZXRyaWV2ZVF1ZXN0aW9uUmVxdWVzdBoSLnBvbGxzLnYxLlF1ZXN0aW9uEj0KBlVwZGF0ZRIfLnBvbGxzLnYxLlVwZGF0ZVF1ZXN0aW9uUmVxdWVzdBoSLnBvbGxzLnYxLlF1ZXN0aW9uEjsKBVBhdGNoEh4ucG9sbHMudjEuUGF0Y2hRdWVzdGlvblJlcXVlc3QaEi5wb2xscy52MS5RdWVzdGlvbhJHCgRMaXN0Eh4ucG9sbHMudjEuTGlzdFF1ZXN0aW9uc1JlcXVlc3QaHy5wb2xscy52MS5MaXN0UXVlc3Rpb25zUmVzcG9uc2USSwoGRGVsZXRlEh8ucG9sbHMudjEuRGVsZXRlUXVlc3Rpb25SZXF1ZXN0GiAucG9sbHMudjEuRGVsZXRlUXVlc3Rpb25SZXNwb25zZRI/CgdQdWJsaXNoEiAucG9sbHMudjEuUHVibGlzaFF1ZXN0aW9uUmVxdWVzdBoSLnBvbGxzLnYxLlF1ZXN0aW9uEk0KBlJlcG9ydBIgLnBvbGxzLnYxLlJlcG9ydFF1ZXN0aW9uc1JlcXVlc3QaIS5wb2xscy52MS5SZXBvcnRRdWVzdGlvbnNSZXNwb25zZRJLCglTdWJzY3JpYmUSIy5wb2xscy52MS5TdWJzY3JpYmVRdWVzdGlvbnNSZXF1ZXN0GhcucG9sbHMudjEuUXVlc3Rpb25FdmVudDABGg/KpRkLCglxdWVzdGlvbnMymgQKDUNob2ljZVNlcnZpY2USOQoGQ3JlYXRlEh0ucG9sbHMudjEuQ3JlYXRlQ2hvaWNlUmVxdWVzdBoQLnBvbGxzLnYxLkNob2ljZRI9CghSZXRyaWV2ZRIfLnBvbGxzLnYxLlJldHJpZXZlQ2hvaWNlUmVxdWVzdBoQLnBvbGxzLnYxLkNob2ljZRI5CgZVcGRhdGUSHS5wb2xscy52MS5VcGRhdGVDaG9pY2VSZXF1ZXN0GhAucG9sbHMudjEuQ2hvaWNlEjcKBVBhdGNoEhwucG9sbHMudjEuUGF0Y2hDaG9pY2VSZXF1ZXN0GhAucG9sbHMudjEuQ2hvaWNlEkMKBExpc3QSHC5wb2xscy52MS5MaXN0Q2hvaWNlc1JlcXVlc3QaHS5wb2xscy52MS5MaXN0Q2hvaWNlc1Jlc3BvbnNlEkcKBkRlbGV0ZRIdLnBvbGxzLnYxLkRlbGV0ZUNob2ljZVJlcXVlc3QaHi5wb2xscy52MS5EZWxldGVDaG9pY2VSZXNwb25zZRI1CgRWb3RlEhsucG9sbHMudjEuVm90ZUNob2ljZVJlcXVlc3QaEC5wb2xscy52MS5DaG9pY2USRwoJU3Vic2NyaWJlEiEucG9sbHMudjEuU3Vic2NyaWJlQ2hvaWNlc1JlcXVlc3QaFS5wb2xscy52MS5DaG9pY2VFdmVudDABGg3KpRkJCgdjaG9pY2VzQjVaM2dpdGh1Yi5jb20vd3NicmlkZ2Uvd3NicmlkZ2UvcHJvdG8vcG9sbHMvdjE7cG9sbHN2MWIGcHJvdG8z", [file_bridge_v1_options, file_google_protobuf_field_mask]);
+  fileDesc("ChRwb2xscy92MS9wb2xscy5wcm90bxIIcG9sbHMudjEiQAoIUXVlc3Rpb24SCgoCaWQYASABKAMSFQoNcXVlc3Rpb25fdGV4dBgCIAEoCRIRCglwdWJsaXNoZWQYAyABKAgiTQoGQ2hvaWNlEgoKAmlkGAEgASgDEhMKC3F1ZXN0aW9uX2lkGAIgASgDEhMKC2Nob2ljZV90ZXh0GAMgASgJEg0KBXZvdGVzGAQgASgDIjkKFUNyZWF0ZVF1ZXN0aW9uUmVxdWVzdBIgCgRkYXRhGAEgASgLMhIucG9sbHMudjEuUXVlc3Rpb24iJQoXUmV0cmlldmVRdWVzdGlvblJlcXVlc3QSCgoCcGsYASABKAMiRQoVVXBkYXRlUXVlc3Rpb25SZXF1ZXN0EgoKAnBrGAEgASgDEiAKBGRhdGEYAiABKAsyEi5wb2xscy52MS5RdWVzdGlvbiJ1ChRQYXRjaFF1ZXN0aW9uUmVxdWVzdBIKCgJwaxgBIAEoAxIgCgRkYXRhGAIgASgLMhIucG9sbHMudjEuUXVlc3Rpb24SLwoLdXBkYXRlX21hc2sYAyABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjcKFExpc3RRdWVzdGlvbnNSZXF1ZXN0EgwKBHBhZ2UYASABKAUSEQoJcGFnZV9zaXplGAIgASgFIk0KFUxpc3RRdWVzdGlvbnNSZXNwb25zZRIlCglxdWVzdGlvbnMYASADKAsyEi5wb2xscy52MS5RdWVzdGlvbhINCgVjb3VudBgCIAEoBSIjChVEZWxldGVRdWVzdGlvblJlcXVlc3QSCgoCcGsYASABKAMiGAoWRGVsZXRlUXVlc3Rpb25SZXNwb25zZSIkChZQdWJsaXNoUXVlc3Rpb25SZXF1ZXN0EgoKAnBrGAEgASgDIhgKFlJlcG9ydFF1ZXN0aW9uc1JlcXVlc3QiOwoXUmVwb3J0UXVlc3Rpb25zUmVzcG9uc2USDQoFdG90YWwYASABKAMSEQoJcHVibGlzaGVkGAIgASgDIlMKGVN1YnNjcmliZVF1ZXN0aW9uc1JlcXVlc3QSDwoCcGsYASABKANIAIgBARIPCgdhY3Rpb25zGAIgAygJEg0KBXNpbmNlGAMgASgJQgUKA19wayJdCg1RdWVzdGlvbkV2ZW50Eg4KBmFjdGlvbhgBIAEoCRIKCgJwaxgCIAEoAxIgCgRkYXRhGAMgASgLMhIucG9sbHMudjEuUXVlc3Rpb24SDgoGb2Zmc2V0GAQgASgJIjUKE0NyZWF0ZUNob2ljZVJlcXVlc3QSHgoEZGF0YRgBIAEoCzIQLnBvbGxzLnYxLkNob2ljZSIjChVSZXRyaWV2ZUNob2ljZVJlcXVlc3QSCgoCcGsYASABKAMiQQoTVXBkYXRlQ2hvaWNlUmVxdWVzdBIKCgJwaxgBIAEoAxIeCgRkYXRhGAIgASgLMhAucG9sbHMudjEuQ2hvaWNlInEKElBhdGNoQ2hvaWNlUmVxdWVzdBIKCgJwaxgBIAEoAxIeCgRkYXRhGAIgASgLMhAucG9sbHMudjEuQ2hvaWNlEi8KC3VwZGF0ZV9tYXNrGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJfChJMaXN0Q2hvaWNlc1JlcXVlc3QSDAoEcGFnZRgBIAEoBRIRCglwYWdlX3NpemUYAiABKAUSGAoLcXVlc3Rpb25faWQYAyABKANIAIgBAUIOCgxfcXVlc3Rpb25faWQiRwoTTGlzdENob2ljZXNSZXNwb25zZRIhCgdjaG9pY2VzGAEgAygLMhAucG9sbHMudjEuQ2hvaWNlEg0KBWNvdW50GAIgASgFIiEKE0RlbGV0ZUNob2ljZVJlcXVlc3QSCgoCcGsYASABKAMiFgoURGVsZXRlQ2hvaWNlUmVzcG9uc2UiHwoRVm90ZUNob2ljZVJlcXVlc3QSCgoCcGsYASABKAMiUQoXU3Vic2NyaWJlQ2hvaWNlc1JlcXVlc3QSDwoCcGsYASABKANIAIgBARIPCgdhY3Rpb25zGAIgAygJEg0KBXNpbmNlGAMgASgJQgUKA19wayJZCgtDaG9pY2VFdmVudBIOCgZhY3Rpb24YASABKAkSCgoCcGsYAiABKAMSHgoEZGF0YRgDIAEoCzIQLnBvbGxzLnYxLkNob2ljZRIOCgZvZmZzZXQYBCABKAkykwUKD1F1ZXN0aW9uU2VydmljZRI9CgZDcmVhdGUSHy5wb2xscy52MS5DcmVhdGVRdWVzdGlvblJlcXVlc3QaEi5wb2xscy52MS5RdWVzdGlvbhJBCghSZXRyaWV2ZRIhLnBvbGxzLnYxLlJldHJpZXZlUXVlc3Rpb25SZXF1ZXN0GhIucG9sbHMudjEuUXVlc3Rpb24SPQoGVXBkYXRlEh8ucG9sbHMudjEuVXBkYXRlUXVlc3Rpb25SZXF1ZXN0GhIucG9sbHMudjEuUXVlc3Rpb24SOwoFUGF0Y2gSHi5wb2xscy52MS5QYXRjaFF1ZXN0aW9uUmVxdWVzdBoSLnBvbGxzLnYxLlF1ZXN0aW9uEkcKBExpc3QSHi5wb2xscy52MS5MaXN0UXVlc3Rpb25zUmVxdWVzdBofLnBvbGxzLnYxLkxpc3RRdWVzdGlvbnNSZXNwb25zZRJLCgZEZWxldGUSHy5wb2xscy52MS5EZWxldGVRdWVzdGlvblJlcXVlc3QaIC5wb2xscy52MS5EZWxldGVRdWVzdGlvblJlc3BvbnNlEj8KB1B1Ymxpc2gSIC5wb2xscy52MS5QdWJsaXNoUXVlc3Rpb25SZXF1ZXN0GhIucG9sbHMudjEuUXVlc3Rpb24STQoGUmVwb3J0EiAucG9sbHMudjEuUmVwb3J0UXVlc3Rpb25zUmVxdWVzdBohLnBvbGxzLnYxLlJlcG9ydFF1ZXN0aW9uc1Jlc3BvbnNlEksKCVN1YnNjcmliZRIjLnBvbGxzLnYxLlN1YnNjcmliZVF1ZXN0aW9uc1JlcXVlc3QaFy5wb2xscy52MS5RdWVzdGlvbkV2ZW50MAEaD8qlGQsKCXF1ZXN0aW9uczKaBAoNQ2hvaWNlU2VydmljZRI5CgZDcmVhdGUSHS5wb2xscy52MS5DcmVhdGVDaG9pY2VSZXF1ZXN0GhAucG9sbHMudjEuQ2hvaWNlEj0KCFJldHJpZXZlEh8ucG9sbHMudjEuUmV0cmlldmVDaG9pY2VSZXF1ZXN0GhAucG9sbHMudjEuQ2hvaWNlEjkKBlVwZGF0ZRIdLnBvbGxzLnYxLlVwZGF0ZUNob2ljZVJlcXVlc3QaEC5wb2xscy52MS5DaG9pY2USNwoFUGF0Y2gSHC5wb2xscy52MS5QYXRjaENob2ljZVJlcXVlc3QaEC5wb2xscy52MS5DaG9pY2USQwoETGlzdBIcLnBvbGxzLnYxLkxpc3RDaG9pY2VzUmVxdWVzdBodLnBvbGxzLnYxLkxpc3RDaG9pY2VzUmVzcG9uc2USRwoGRGVsZXRlEh0ucG9sbHMudjEuRGVsZXRlQ2hvaWNlUmVxdWVzdBoeLnBvbGxzLnYxLkRlbGV0ZUNob2ljZVJlc3BvbnNlEjUKBFZvdGUSGy5wb2xscy52MS5Wb3RlQ2hvaWNlUmVxdWVzdBoQLnBvbGxzLnYxLkNob2ljZRJHCglTdWJzY3JpYmUSIS5wb2xscy52MS5TdWJzY3JpYmVDaG9pY2VzUmVxdWVzdBoVLnBvbGxzLnYxLkNob2ljZUV2ZW50MAEaDcqlGQkKB2Nob2ljZXNCNVozZ2l0aHViLmNvbS93c2JyaWRnZS93c2JyaWRnZS9wcm90by9wb2xscy92MTtwb2xsc3YxYgZwcm90bzM", [file_bridge_v1_options, file_google_protobuf_field_mask]);
 
 /**
  * @generated from message polls.v1.Question
@@ -487,6 +487,15 @@ export type SubscribeQuestionsRequest = Message<"polls.v1.SubscribeQuestionsRequ
    * @generated from field: repeated string actions = 2;
    */
   actions: string[];
+
+  /**
+   * Resume after this event offset (a QuestionEvent's offset, or the stream's
+   * x-bridge-offset header): the events after it come first, then the live ones.
+   * Empty: live events only.
+   *
+   * @generated from field: string since = 3;
+   */
+  since: string;
 };
 
 /**
@@ -506,6 +515,15 @@ export type SubscribeQuestionsRequestJson = {
    * @generated from field: repeated string actions = 2;
    */
   actions?: string[];
+
+  /**
+   * Resume after this event offset (a QuestionEvent's offset, or the stream's
+   * x-bridge-offset header): the events after it come first, then the live ones.
+   * Empty: live events only.
+   *
+   * @generated from field: string since = 3;
+   */
+  since?: string;
 };
 
 /**
@@ -537,6 +555,13 @@ export type QuestionEvent = Message<"polls.v1.QuestionEvent"> & {
    * @generated from field: polls.v1.Question data = 3;
    */
   data?: Question | undefined;
+
+  /**
+   * The event's position, opaque: the since of a later Subscribe.
+   *
+   * @generated from field: string offset = 4;
+   */
+  offset: string;
 };
 
 /**
@@ -561,6 +586,13 @@ export type QuestionEventJson = {
    * @generated from field: polls.v1.Question data = 3;
    */
   data?: QuestionJson;
+
+  /**
+   * The event's position, opaque: the since of a later Subscribe.
+   *
+   * @generated from field: string offset = 4;
+   */
+  offset?: string;
 };
 
 /**
@@ -882,6 +914,13 @@ export type SubscribeChoicesRequest = Message<"polls.v1.SubscribeChoicesRequest"
    * @generated from field: repeated string actions = 2;
    */
   actions: string[];
+
+  /**
+   * Resume after this event offset; see SubscribeQuestionsRequest.since.
+   *
+   * @generated from field: string since = 3;
+   */
+  since: string;
 };
 
 /**
@@ -897,6 +936,13 @@ export type SubscribeChoicesRequestJson = {
    * @generated from field: repeated string actions = 2;
    */
   actions?: string[];
+
+  /**
+   * Resume after this event offset; see SubscribeQuestionsRequest.since.
+   *
+   * @generated from field: string since = 3;
+   */
+  since?: string;
 };
 
 /**
@@ -924,6 +970,13 @@ export type ChoiceEvent = Message<"polls.v1.ChoiceEvent"> & {
    * @generated from field: polls.v1.Choice data = 3;
    */
   data?: Choice | undefined;
+
+  /**
+   * The event's position, opaque: the since of a later Subscribe.
+   *
+   * @generated from field: string offset = 4;
+   */
+  offset: string;
 };
 
 /**
@@ -944,6 +997,13 @@ export type ChoiceEventJson = {
    * @generated from field: polls.v1.Choice data = 3;
    */
   data?: ChoiceJson;
+
+  /**
+   * The event's position, opaque: the since of a later Subscribe.
+   *
+   * @generated from field: string offset = 4;
+   */
+  offset?: string;
 };
 
 /**
