@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -56,19 +57,24 @@ func Unmarshal(md protoreflect.MessageDescriptor, data []byte) ([]byte, error) {
 // Append appends to dst the wire encoding of the message of type md that the JSON object
 // data denotes. On error dst is returned with unspecified bytes appended.
 func (o UnmarshalOptions) Append(dst []byte, md protoreflect.MessageDescriptor, data []byte) ([]byte, error) {
-	d := decoder{in: data, res: o.Resolver}
+	d := decoders.Get().(*decoder)
+	d.in, d.pos, d.res, d.depth = data, 0, o.Resolver, 0
 	if d.res == nil {
 		d.res = protoregistry.GlobalTypes
 	}
 	dst, err := d.message(dst, planFor(md), false)
-	if err != nil {
-		return dst, err
+	if err == nil {
+		if d.ws(); d.pos != len(d.in) {
+			err = d.syntax("unexpected data after the object")
+		}
 	}
-	if d.ws(); d.pos != len(d.in) {
-		return dst, d.syntax("unexpected data after the object")
-	}
-	return dst, nil
+	d.in, d.res, d.path = nil, nil, d.path[:0]
+	decoders.Put(d)
+	return dst, err
 }
+
+// decoders keeps the scratch buffers between calls.
+var decoders = sync.Pool{New: func() any { return new(decoder) }}
 
 type decoder struct {
 	in    []byte

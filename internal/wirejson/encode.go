@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -36,13 +37,22 @@ func Marshal(md protoreflect.MessageDescriptor, wire []byte) ([]byte, error) {
 
 // Append appends the JSON of wire, a message of type md, to dst.
 func (o MarshalOptions) Append(dst []byte, md protoreflect.MessageDescriptor, wire []byte) ([]byte, error) {
-	e := encoder{out: dst, res: o.Resolver, num: o.Int64AsNumber}
+	e := encoders.Get().(*encoder)
+	e.out, e.res, e.num = dst, o.Resolver, o.Int64AsNumber
 	if e.res == nil {
 		e.res = protoregistry.GlobalTypes
 	}
 	err := e.message(planFor(md), wire, "")
-	return e.out, err
+	out := e.out
+	clear(e.occ[:cap(e.occ)]) // drop references to the caller's bytes
+	clear(e.ents[:cap(e.ents)])
+	e.out, e.res, e.occ, e.ents = nil, nil, e.occ[:0], e.ents[:0]
+	encoders.Put(e)
+	return out, err
 }
+
+// encoders keeps the scratch slices between calls.
+var encoders = sync.Pool{New: func() any { return new(encoder) }}
 
 var errDecode = errors.New("cannot parse invalid wire-format data")
 
