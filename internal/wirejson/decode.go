@@ -776,7 +776,7 @@ func (d *decoder) anyValue(dst []byte) ([]byte, error) {
 		}
 		fields++
 		if string(name) != "@type" {
-			if err := d.skip(d.depth); err != nil {
+			if err := d.skip(0); err != nil {
 				return dst, err
 			}
 			continue
@@ -846,7 +846,8 @@ func (d *decoder) anyValue(dst []byte) ([]byte, error) {
 		return dst, d.syntax("internal error: Any read twice differently")
 	}
 	msg := mt.New().Interface()
-	if err := (proto.UnmarshalOptions{AllowPartial: true}).Unmarshal(value, msg); err != nil {
+	// No recursion limit here: protojson checked the depth while reading the JSON.
+	if err := (proto.UnmarshalOptions{AllowPartial: true, RecursionLimit: math.MaxInt32}).Unmarshal(value, msg); err != nil {
 		return dst, d.valueErr("Invalid value: " + err.Error())
 	}
 	if value, err = (proto.MarshalOptions{AllowPartial: true, Deterministic: true}).Marshal(msg); err != nil {

@@ -244,7 +244,7 @@ func (e *encoder) message(m *message, b []byte, typeURL string) error {
 			}
 			comma = true
 			e.out = append(e.out, f.key...)
-			if f.msg != nil {
+			if f.presence { // unset: null, as protojson writes unset messages and proto2 optionals
 				e.out = append(e.out, "null"...)
 			} else {
 				e.zero(f, m.inGoogle)
@@ -348,6 +348,10 @@ func (e *encoder) validate(m *message, b []byte) error {
 }
 
 func (e *encoder) validateEntry(f *field, b []byte) error {
+	if e.depth++; e.depth > maxDepth {
+		return errors.New("exceeded maximum recursion depth")
+	}
+	defer func() { e.depth-- }()
 	var ent entry
 	var vals [][]byte
 	if err := e.parseEntry(f, b, &ent, &vals); err != nil {
@@ -480,6 +484,11 @@ func (e *encoder) parseEntry(f *field, b []byte, ent *entry, vals *[][]byte) err
 }
 
 func (e *encoder) mapValue(f *field, fo []occ, inGoogle bool) error {
+	// proto.Unmarshal counts a map entry as a level of nesting.
+	if e.depth++; len(fo) > 0 && e.depth > maxDepth {
+		return errors.New("exceeded maximum recursion depth")
+	}
+	defer func() { e.depth-- }()
 	base := len(e.ents)
 	defer func() { e.ents = e.ents[:base] }()
 	var vals [][]byte
@@ -900,9 +909,11 @@ func (e *encoder) anyMessage(m *message, occs []occ) error {
 		return errors.New("google.protobuf.Any: unable to resolve " + strconv.Quote(typeURL) + ": " + err.Error())
 	}
 	em := planFor(mt.Descriptor())
-	num := e.num
-	e.num = false // inside an Any, protojson's form exactly
-	defer func() { e.num = num }()
+	// Inside an Any, protojson's form exactly; protojson reads the value with proto.Unmarshal,
+	// whose recursion limit starts again.
+	num, depth := e.num, e.depth
+	e.num, e.depth = false, 0
+	defer func() { e.num, e.depth = num, depth }()
 	// Empty has no JSON form of its own here: protojson writes {"@type":...}.
 	if em.wkt != wktNone && em.wkt != wktEmpty {
 		if err := e.validate(em, value); err != nil {

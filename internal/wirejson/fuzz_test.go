@@ -76,7 +76,8 @@ func checkUnmarshal(t *testing.T, md protoreflect.MessageDescriptor, data []byte
 		return false
 	}
 	got := dynamicpb.NewMessage(md)
-	if err := proto.Unmarshal(wire, got); err != nil {
+	// protojson nests Struct and ListValue levels deeper than proto.Unmarshal reads by default.
+	if err := (proto.UnmarshalOptions{RecursionLimit: math.MaxInt32}).Unmarshal(wire, got); err != nil {
 		t.Fatalf("json %q: wirejson wrote wire bytes proto cannot read: %v", data, err)
 	}
 	if !proto.Equal(got, want) {

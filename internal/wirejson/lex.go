@@ -164,40 +164,34 @@ func (d *decoder) element(first *bool) (done bool, err error) {
 	return false, d.syntax(`expected "," or "]"`)
 }
 
-// skip reads one whole value, checking its syntax.
-func (d *decoder) skip(depth int) error {
+// skip reads one whole value, checking its syntax. open counts the objects and arrays it
+// is in; like protojson, it refuses more than the recursion limit leaves.
+func (d *decoder) skip(open int) error {
 	t, err := d.value()
 	if err != nil {
 		return err
 	}
-	if depth > maxDepth {
+	if t.kind != tkObject && t.kind != tkArray {
+		return nil
+	}
+	if open++; open > maxDepth-d.depth {
 		return d.syntax("exceeded max recursion depth")
 	}
-	switch t.kind {
-	case tkObject:
-		first := true
-		for {
-			_, _, done, err := d.member(&first)
-			if err != nil || done {
-				return err
-			}
-			if err := d.skip(depth + 1); err != nil {
-				return err
-			}
+	first := true
+	for {
+		var done bool
+		if t.kind == tkObject {
+			_, _, done, err = d.member(&first)
+		} else {
+			done, err = d.element(&first)
 		}
-	case tkArray:
-		first := true
-		for {
-			done, err := d.element(&first)
-			if err != nil || done {
-				return err
-			}
-			if err := d.skip(depth + 1); err != nil {
-				return err
-			}
+		if err != nil || done {
+			return err
+		}
+		if err := d.skip(open); err != nil {
+			return err
 		}
 	}
-	return nil
 }
 
 func matchWithDelim(s string, b []byte) int {

@@ -147,3 +147,69 @@ func TestCodec(t *testing.T) {
 		t.Fatalf("retrieved %v", &q)
 	}
 }
+
+// TestDepthLimit: near the recursion limit (10,000 levels), both directions refuse exactly
+// what protojson and proto refuse.
+func TestDepthLimit(t *testing.T) {
+	nest := func(n int, open, close, inner string) []byte {
+		var b []byte
+		for range n {
+			b = append(b, open...)
+		}
+		b = append(b, inner...)
+		for range n {
+			b = append(b, close...)
+		}
+		return b
+	}
+	for _, n := range []int{9999, 10000} { // the last accepted, the first refused
+		for _, data := range []string{
+			`{"w_value":` + string(nest(n, "[", "]", "")) + `}`,
+			`{"w_struct":` + string(nest(n-1, `{"a":`, "}", "1")) + `}`,
+			`{"w_any":{"w_value":` + string(nest(n-2, "[", "]", "")) + `,"@type":"type.googleapis.com/wsbridge.testing.v1.Everything"}}`,
+		} {
+			if got := checkUnmarshal(t, everything, []byte(data)); got != (n == 9999) {
+				t.Errorf("depth %d: accepted %v", n, got)
+			}
+		}
+	}
+	// Wire: Value{list_value: ListValue{values: Value{...}}} is two levels per list;
+	// Value{struct_value: Struct{fields: entry{value: Value}}} three per object.
+	valueList := func(levels int) []byte {
+		var v []byte // the innermost Value: null
+		v = append(v, 0x08, 0x00)
+		for range levels {
+			lv := protowireBytes(1, v)
+			v = protowireBytes(6, lv)
+		}
+		return protowireBytes(84, v)
+	}
+	valueStruct := func(levels int) []byte {
+		v := []byte{0x08, 0x00}
+		for range levels {
+			entry := append(protowireBytes(1, []byte("k")), protowireBytes(2, v)...)
+			v = protowireBytes(5, protowireBytes(1, entry))
+		}
+		return protowireBytes(84, v)
+	}
+	for _, n := range []int{4999, 5000} {
+		checkMarshal(t, everything, valueList(n))
+	}
+	for _, n := range []int{3332, 3333} {
+		checkMarshal(t, everything, valueStruct(n))
+	}
+}
+
+func protowireBytes(num int, b []byte) []byte {
+	out := appendVarint(nil, uint64(num)<<3|2)
+	out = appendVarint(out, uint64(len(b)))
+	return append(out, b...)
+}
+
+func appendVarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
