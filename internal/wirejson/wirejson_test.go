@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wsbridge/wsbridge/examples/backend/polls"
@@ -137,6 +138,23 @@ func TestCodec(t *testing.T) {
 	}
 	if want := `{"id":"1","question_text":"Raw?","published":true}`; string(out) != want {
 		t.Fatalf("reply %s, want %s", out, want)
+	}
+	// The reply's own buffers, without a copy; the caller frees them.
+	retrieve, err := wirejson.Unmarshal((&pollsv1.RetrieveQuestionRequest{}).ProtoReflect().Descriptor(), []byte(`{"pk":"1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bufs mem.BufferSlice
+	if err := conn.Invoke(context.Background(), "/polls.v1.QuestionService/Retrieve", mem.BufferSlice{mem.SliceBuffer(retrieve)}, &bufs, grpc.ForceCodecV2(wirejson.Codec{})); err != nil {
+		t.Fatal(err)
+	}
+	out, err = wirejson.Marshal(respMD, bufs.Materialize())
+	bufs.Free()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"id":"1","question_text":"Raw?","published":true}`; string(out) != want {
+		t.Fatalf("retrieve reply %s, want %s", out, want)
 	}
 	// A proto.Message still works through the same codec.
 	var q pollsv1.Question
