@@ -57,12 +57,16 @@ func Unmarshal(md protoreflect.MessageDescriptor, data []byte) ([]byte, error) {
 // Append appends to dst the wire encoding of the message of type md that the JSON object
 // data denotes. On error dst is returned with unspecified bytes appended.
 func (o UnmarshalOptions) Append(dst []byte, md protoreflect.MessageDescriptor, data []byte) ([]byte, error) {
+	p := planFor(md)
+	if p.whyNot != "" {
+		return dst, &Error{Msg: p.whyNot}
+	}
 	d := decoders.Get().(*decoder)
 	d.in, d.pos, d.res, d.depth = data, 0, o.Resolver, 0
 	if d.res == nil {
 		d.res = protoregistry.GlobalTypes
 	}
-	dst, err := d.message(dst, planFor(md), false)
+	dst, err := d.message(dst, p, false)
 	if err == nil {
 		if d.ws(); d.pos != len(d.in) {
 			err = d.syntax("unexpected data after the object")
@@ -161,9 +165,6 @@ func (d *decoder) message(dst []byte, m *message, skipType bool) ([]byte, error)
 		return dst, err
 	}
 	defer func() { d.depth-- }()
-	if m.groups {
-		return dst, d.valueErr("group fields are not supported")
-	}
 	if m.wkt != wktNone {
 		return d.wellKnown(dst, m)
 	}
@@ -809,6 +810,9 @@ func (d *decoder) anyValue(dst []byte) ([]byte, error) {
 		return dst, d.valueErr("Unknown type " + strconv.Quote(typeURL) + ".")
 	}
 	em := planFor(mt.Descriptor())
+	if em.whyNot != "" {
+		return dst, d.valueErr(em.whyNot)
+	}
 	var value []byte
 	if em.wkt != wktNone {
 		d.value() // '{'

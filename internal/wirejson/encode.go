@@ -37,12 +37,16 @@ func Marshal(md protoreflect.MessageDescriptor, wire []byte) ([]byte, error) {
 
 // Append appends the JSON of wire, a message of type md, to dst.
 func (o MarshalOptions) Append(dst []byte, md protoreflect.MessageDescriptor, wire []byte) ([]byte, error) {
+	p := planFor(md)
+	if p.whyNot != "" {
+		return dst, &Error{Msg: p.whyNot}
+	}
 	e := encoders.Get().(*encoder)
 	e.out, e.res, e.num = dst, o.Resolver, o.Int64AsNumber
 	if e.res == nil {
 		e.res = protoregistry.GlobalTypes
 	}
-	err := e.message(planFor(md), wire, "")
+	err := e.message(p, wire, "")
 	out := e.out
 	clear(e.occ[:cap(e.occ)]) // drop references to the caller's bytes
 	clear(e.ents[:cap(e.ents)])
@@ -142,9 +146,6 @@ func (e *encoder) message(m *message, b []byte, typeURL string) error {
 		return errors.New("exceeded maximum recursion depth")
 	}
 	defer func() { e.depth-- }()
-	if m.groups {
-		return errors.New("group fields are not supported")
-	}
 	base := len(e.occ)
 	defer func() { e.occ = e.occ[:base] }()
 	if err := e.scan(m, b); err != nil {
@@ -909,6 +910,9 @@ func (e *encoder) anyMessage(m *message, occs []occ) error {
 		return errors.New("google.protobuf.Any: unable to resolve " + strconv.Quote(typeURL) + ": " + err.Error())
 	}
 	em := planFor(mt.Descriptor())
+	if em.whyNot != "" {
+		return &Error{Msg: em.whyNot}
+	}
 	// Inside an Any, protojson's form exactly; protojson reads the value with proto.Unmarshal,
 	// whose recursion limit starts again.
 	num, depth := e.num, e.depth

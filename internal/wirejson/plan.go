@@ -61,7 +61,8 @@ type message struct {
 	byNum     []int32                    // small numbers → index+1
 	byNumMap  map[protowire.Number]int32 // the others → index
 	oneofs    int                        // oneofs, synthetic ones included
-	groups    bool                       // has a group field: not supported
+	own       string                     // why this message itself is not supported, if it is not
+	whyNot    string                     // why it or a message it uses is not supported
 }
 
 // field is the plan of one field (or of a map entry's key or value).
@@ -111,10 +112,63 @@ func planFor(md protoreflect.MessageDescriptor) *message {
 	}
 	building := map[protoreflect.MessageDescriptor]*message{}
 	p := build(md, building)
+	for _, m := range building {
+		m.whyNot = whyNot(m, map[*message]bool{})
+	}
 	for d, m := range building {
 		plans.Store(d, m)
 	}
 	return p
+}
+
+// unsupported names the proto2 feature a field uses that wirejson does not handle ("" if
+// none): protojson's treatment of those differs from proto3's and is not reproduced.
+func unsupported(fd protoreflect.FieldDescriptor) string {
+	switch {
+	case fd.Kind() == protoreflect.GroupKind:
+		return "group (delimited) fields"
+	case fd.Cardinality() == protoreflect.Required:
+		return "required fields"
+	case fd.Enum() != nil && fd.Enum().IsClosed():
+		return "closed enums"
+	case fd.IsMap():
+		if s := unsupported(fd.MapValue()); s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// whyNot is why m or a message it reaches is not supported, "" if all are.
+func whyNot(m *message, seen map[*message]bool) string {
+	if m.own != "" {
+		return m.own
+	}
+	seen[m] = true
+	for i := range m.fields {
+		f := &m.fields[i]
+		sub := f.msg
+		if f.isMap {
+			sub = f.mval.msg
+		}
+		if sub != nil && !seen[sub] {
+			if s := whyNot(sub, seen); s != "" {
+				return s
+			}
+		}
+	}
+	return ""
+}
+
+// Supported reports whether wirejson handles messages of type md, and if not, why: it
+// handles proto3 and editions messages with open enums, and not proto2's required fields,
+// closed enums, groups and extensions. Unmarshal and Marshal refuse the others with this
+// error, so a caller can check once and keep protojson for them.
+func Supported(md protoreflect.MessageDescriptor) error {
+	if p := planFor(md); p.whyNot != "" {
+		return &Error{Msg: p.whyNot}
+	}
+	return nil
 }
 
 func build(md protoreflect.MessageDescriptor, building map[protoreflect.MessageDescriptor]*message) *message {
@@ -135,8 +189,8 @@ func build(md protoreflect.MessageDescriptor, building map[protoreflect.MessageD
 	for i := range m.fields {
 		fd := fds.Get(i)
 		m.fields[i] = buildField(fd, building)
-		if fd.Kind() == protoreflect.GroupKind {
-			m.groups = true
+		if m.own == "" {
+			m.own = unsupported(fd)
 		}
 		maxNum = max(maxNum, fd.Number())
 	}
@@ -146,6 +200,12 @@ func build(md protoreflect.MessageDescriptor, building map[protoreflect.MessageD
 	}
 	for i := range m.fields {
 		m.byName[fds.Get(i).JSONName()] = int32(i)
+	}
+	if m.own == "" && md.ExtensionRanges().Len() > 0 {
+		m.own = "extensions"
+	}
+	if m.own != "" {
+		m.own = string(md.FullName()) + " uses " + m.own + ", which wirejson does not handle"
 	}
 	if maxNum < 1024 {
 		m.byNum = make([]int32, maxNum+1)

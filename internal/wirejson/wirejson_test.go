@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/wsbridge/wsbridge/examples/backend/polls"
 	"github.com/wsbridge/wsbridge/internal/wirejson"
@@ -230,4 +232,29 @@ func appendVarint(b []byte, v uint64) []byte {
 		v >>= 7
 	}
 	return append(b, byte(v))
+}
+
+// TestSupported: proto2's required fields, closed enums, groups and extensions are refused
+// up front, never transcoded differently from protojson.
+func TestSupported(t *testing.T) {
+	for _, md := range []protoreflect.MessageDescriptor{everything, createMD, choicesMD} {
+		if err := wirejson.Supported(md); err != nil {
+			t.Errorf("%s: %v", md.FullName(), err)
+		}
+	}
+	field := (&descriptorpb.FieldDescriptorProto{}).ProtoReflect().Descriptor() // closed enums
+	if err := wirejson.Supported(field); err == nil {
+		t.Errorf("%s is supported", field.FullName())
+	}
+	if _, err := wirejson.Unmarshal(field, []byte(`{}`)); err == nil {
+		t.Errorf("Unmarshal of %s accepted", field.FullName())
+	}
+	if _, err := wirejson.Marshal(field, nil); err == nil {
+		t.Errorf("Marshal of %s accepted", field.FullName())
+	}
+	// A message that only reaches one through a field is refused too.
+	file := (&descriptorpb.FileDescriptorSet{}).ProtoReflect().Descriptor()
+	if err := wirejson.Supported(file); err == nil {
+		t.Errorf("%s is supported", file.FullName())
+	}
 }
