@@ -48,9 +48,10 @@ func (o MarshalOptions) Append(dst []byte, md protoreflect.MessageDescriptor, wi
 	}
 	err := e.message(p, wire, "")
 	out := e.out
-	clear(e.occ[:cap(e.occ)]) // drop references to the caller's bytes
-	clear(e.ents[:cap(e.ents)])
-	e.out, e.res, e.occ, e.ents = nil, nil, e.occ[:0], e.ents[:0]
+	// Drop the references to the caller's bytes, as far as this call used the scratch.
+	clear(e.occ[:e.occMax])
+	clear(e.ents[:e.entsMax])
+	e.out, e.res, e.occ, e.ents, e.occMax, e.entsMax = nil, nil, e.occ[:0], e.ents[:0], 0, 0
 	encoders.Put(e)
 	return out, err
 }
@@ -67,6 +68,8 @@ type encoder struct {
 	depth int
 	occ   []occ   // field occurrences of the messages being written
 	ents  []entry // map entries of the maps being written
+	// The most of occ and ents this call used.
+	occMax, entsMax int
 }
 
 // occ is one occurrence of a known field in the wire bytes: u is a varint or fixed value,
@@ -136,6 +139,7 @@ func (e *encoder) scan(m *message, b []byte) error {
 		}
 		b = b[n:]
 		e.occ = append(e.occ, o)
+		e.occMax = max(e.occMax, len(e.occ))
 	}
 	return nil
 }
@@ -515,6 +519,7 @@ func (e *encoder) mapValue(f *field, fo []occ, inGoogle bool) error {
 		}
 		e.ents = append(e.ents, ent)
 	}
+	e.entsMax = max(e.entsMax, len(e.ents))
 	ents := e.ents[base:]
 	kk := f.mkey.kind
 	signed := kk == protoreflect.Int32Kind || kk == protoreflect.Sint32Kind || kk == protoreflect.Sfixed32Kind ||

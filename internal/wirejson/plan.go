@@ -5,7 +5,15 @@
 // UseProtoNames and EmitUnpopulated, in compact form (no spaces).
 //
 // Per message descriptor it computes a plan once (field lookups by name and number, the
-// output key of each field) and caches it, so a call does no descriptor work.
+// output key of each field) and caches it, so a call does no descriptor work. Plans are
+// kept for the life of the process, one per descriptor value: a program that builds new
+// descriptors for the same types (on every reload of a descriptor set) keeps the old plans.
+//
+// An Any is the exception to "no messages": its value is read into the resolver's message
+// type and marshalled again deterministically, which is how protojson makes its bytes.
+//
+// Messages using proto2's required fields, closed enums, groups or extensions are refused
+// (see Supported); everything proto3 and editions with open enums can express is handled.
 package wirejson
 
 import (
