@@ -33,10 +33,10 @@ const (
 var (
 	errNoEvents = newError(http.StatusNotImplemented,
 		"This stream has no events: its service has no Subscribe method following the bridge's event convention.")
-	errCursorPage = &Error{Status: http.StatusBadRequest, Fields: []FieldError{{Field: "page", Messages: []string{
+	errCursorPage = &errorReply{Status: http.StatusBadRequest, Fields: []fieldError{{Field: "page", Messages: []string{
 		"This list is paginated by cursor: send page_token (the previous reply's meta.next_page_token) instead of page.",
 	}}}}
-	errPageToken = &Error{Status: http.StatusBadRequest, Fields: []FieldError{{Field: "page_token", Messages: []string{"Not a valid string."}}}}
+	errPageToken = &errorReply{Status: http.StatusBadRequest, Fields: []fieldError{{Field: "page_token", Messages: []string{"Not a valid string."}}}}
 )
 
 // aipPrefixes are AIP's standard method names: the prefix, then the resource.
@@ -375,7 +375,7 @@ func servesResource(sd protoreflect.ServiceDescriptor, name string, rules map[st
 // keys fill the resource field (book) when it has them, and the request's other fields
 // (parent, book_id, validate_only, force) otherwise; pk fills the key field, also inside the
 // resource field (book.name).
-func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, page, *Error) {
+func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, page, *errorReply) {
 	var pg page
 	msg := dynamicpb.NewMessage(a.req)
 	data := r.data
@@ -384,7 +384,7 @@ func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, pag
 	}
 	var token []byte
 	if a.kind == kindList {
-		var e *Error
+		var e *errorReply
 		if a.pageToken != nil {
 			pg, token, data, e = s.readCursor(data)
 		} else {
@@ -400,7 +400,7 @@ func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, pag
 	})
 	var body, rest []byte
 	var bodyKeys []protoreflect.FieldDescriptor
-	var unknown *Error
+	var unknown *errorReply
 	eachMember(data, func(k, v []byte) {
 		if a.data != nil {
 			if f := fieldByKey(a.data.Message().Fields(), k); f != nil {
@@ -417,10 +417,10 @@ func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, pag
 			return
 		}
 		if unknown == nil {
-			unknown = &Error{Status: http.StatusBadRequest}
+			unknown = &errorReply{Status: http.StatusBadRequest}
 		}
 		name, _ := jsonString(k)
-		unknown.Fields = append(unknown.Fields, FieldError{Field: name, Messages: []string{"Unknown field."}})
+		unknown.Fields = append(unknown.Fields, fieldError{Field: name, Messages: []string{"Unknown field."}})
 	})
 	if unknown != nil {
 		return nil, pg, unknown
@@ -488,7 +488,7 @@ func appendMember(obj, k, v []byte) []byte {
 
 // readCursor reads a cursor-paginated list's data.page_size and data.page_token and returns
 // data without them. data.page is refused: it would be silently ignored.
-func (s *Server) readCursor(data []byte) (pg page, token, rest []byte, e *Error) {
+func (s *Server) readCursor(data []byte) (pg page, token, rest []byte, e *errorReply) {
 	pg = page{size: int64(s.opts.pageSize)}
 	eachMember(data, func(k, v []byte) {
 		switch {

@@ -94,7 +94,7 @@ func widgetFile(t *testing.T) *descriptorpb.FileDescriptorProto {
 	}
 }
 
-func widgetCatalog(t *testing.T, fdp *descriptorpb.FileDescriptorProto, cfg catalogConfig) *Catalog {
+func widgetCatalog(t *testing.T, fdp *descriptorpb.FileDescriptorProto, cfg catalogConfig) *catalog {
 	t.Helper()
 	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
 	if err != nil {
@@ -123,7 +123,7 @@ func actionList(res *resource) string {
 
 func TestAIPAnnotationsDecideActions(t *testing.T) {
 	cat := widgetCatalog(t, widgetFile(t), catalogConfig{})
-	if got := strings.Join(cat.Resources(), ","); got != "factories,gizmos" {
+	if got := strings.Join(cat.names(), ","); got != "factories,gizmos" {
 		t.Fatalf("streams %s, want factories (List method's plural) and gizmos (google.api.resource plural)", got)
 	}
 	w := cat.streams["gizmos"]
@@ -162,7 +162,7 @@ func TestAIPAnnotationsAsUnknownBytes(t *testing.T) {
 	}
 	cat := widgetCatalog(t, &fdp, catalogConfig{})
 	if w := cat.streams["gizmos"]; w == nil || w.actions["retrieve"].rule != ruleHTTP {
-		t.Fatalf("streams %v: annotations in unknown bytes were not read", cat.Resources())
+		t.Fatalf("streams %v: annotations in unknown bytes were not read", cat.names())
 	}
 }
 
@@ -183,7 +183,7 @@ http:
 		t.Fatal(err)
 	}
 	cat := widgetCatalog(t, widgetFile(t), catalogConfig{rules: rules, streams: map[string]string{"widgets.v1.Widget": "widgets"}})
-	if got := strings.Join(cat.Resources(), ","); got != "factories,widgets" {
+	if got := strings.Join(cat.names(), ","); got != "factories,widgets" {
 		t.Fatalf("streams %s: -stream widgets.v1.Widget=widgets must rename the stream", got)
 	}
 	// The file's PATCH beats the annotation's PUT; with a field mask it serves update too.
@@ -330,7 +330,7 @@ func TestAIPServiceWithoutStandardMethodsIsHidden(t *testing.T) {
 			{Name: proto.String("SayHello"), InputType: proto.String(".greet.Hello"), OutputType: proto.String(".greet.Hello")},
 		}}}}
 	if cat := widgetCatalog(t, fdp, catalogConfig{}); len(cat.streams) != 0 {
-		t.Fatalf("streams %v", cat.Resources())
+		t.Fatalf("streams %v", cat.names())
 	}
 }
 
@@ -396,13 +396,13 @@ func TestBridgeNamedServiceWithoutOptionIsHidden(t *testing.T) {
 			{Name: str("Retrieve"), InputType: str(".bn2.Thing"), OutputType: str(".bn2.Thing")},
 		}}}}
 	if cat := widgetCatalog(t, fdp, catalogConfig{}); len(cat.streams) != 0 || strings.Join(cat.hidden, ",") != "bn2.ThingService" {
-		t.Fatalf("streams %v hidden %v", cat.Resources(), cat.hidden)
+		t.Fatalf("streams %v hidden %v", cat.names(), cat.hidden)
 	}
 	rules, err := ParseHTTPRules([]byte("http:\n  rules:\n    - selector: bn2.ThingService.Retrieve\n      get: /v1/things/{pk}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(widgetCatalog(t, fdp, catalogConfig{rules: rules}).Resources(), ","); got != "things" {
+	if got := strings.Join(widgetCatalog(t, fdp, catalogConfig{rules: rules}).names(), ","); got != "things" {
 		t.Fatalf("with a rule: streams %s", got)
 	}
 }

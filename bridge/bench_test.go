@@ -230,9 +230,9 @@ func BenchmarkFramePath(b *testing.B) {
 	if err := srv.WaitReady(ctx); err != nil {
 		b.Fatal(err)
 	}
-	res := srv.Catalog().streams["questions"]
+	res := srv.catalog.Load().streams["questions"]
 	if res == nil {
-		b.Fatalf("no questions stream in the catalog: %v", srv.Catalog().Resources())
+		b.Fatalf("no questions stream in the catalog: %v", srv.catalog.Load().names())
 	}
 
 	for _, call := range benchCalls {
@@ -257,7 +257,7 @@ func BenchmarkFramePath(b *testing.B) {
 				}
 				stream, _ := jsonString(r.stream)
 				name, _ := jsonString(r.action)
-				res := srv.Catalog().streams[stream]
+				res := srv.catalog.Load().streams[stream]
 				a := res.actions[name]
 				if _, _, e := srv.buildRequest(a, &r); e != nil {
 					b.Fatal(e)

@@ -16,7 +16,7 @@ import (
 // backend call: then it returns the resource and action to call, with *r decoded. Every
 // frame ends in exactly one reply, except when the connection is gone.
 func (c *conn) route(frame []byte, r *request) (*resource, *action) {
-	var e *Error
+	var e *errorReply
 	*r, e = decodeRequest(frame)
 	if e != nil {
 		c.replyError(r, e)
@@ -134,7 +134,7 @@ func (c *conn) call(res *resource, a *action, r *request) {
 }
 
 // replyError answers a request with an error reply.
-func (c *conn) replyError(r *request, e *Error) {
+func (c *conn) replyError(r *request, e *errorReply) {
 	out := getBuf()
 	*out = appendErrorReply(*out, r, e)
 	c.reply(out)

@@ -38,10 +38,10 @@ var standardActions = map[string]actionKind{
 	"Delete":   kindDelete,
 }
 
-// Catalog is the immutable set of resources the bridge exposes, built from descriptors.
+// catalog is the immutable set of resources the bridge exposes, built from descriptors.
 // Everything a request needs is resolved here once, so the hot path looks nothing up by name
 // beyond two map reads.
-type Catalog struct {
+type catalog struct {
 	streams map[string]*resource
 	hidden  []string // services seen but not exposed, for the warning of an empty catalog
 }
@@ -98,8 +98,8 @@ type subscribeMethod struct {
 	desc    *grpc.StreamDesc
 }
 
-// Resources lists the stream names of the catalog, sorted.
-func (c *Catalog) Resources() []string {
+// names lists the stream names of the catalog, sorted.
+func (c *catalog) names() []string {
 	names := make([]string, 0, len(c.streams))
 	for n := range c.streams {
 		names = append(names, n)
@@ -122,7 +122,7 @@ type catalogConfig struct {
 }
 
 // buildCatalog turns services into resources, with no configured HTTP rules.
-func buildCatalog(sources []serviceSource) (*Catalog, error) {
+func buildCatalog(sources []serviceSource) (*catalog, error) {
 	return buildCatalogWith(sources, catalogConfig{})
 }
 
@@ -130,8 +130,8 @@ func buildCatalog(sources []serviceSource) (*Catalog, error) {
 // option or named by the configuration is one stream; any other becomes one stream per
 // resource its standard methods serve (aip.go), and one with none is skipped: no frame can
 // reach it.
-func buildCatalogWith(sources []serviceSource, cfg catalogConfig) (*Catalog, error) {
-	c := &Catalog{streams: make(map[string]*resource)}
+func buildCatalogWith(sources []serviceSource, cfg catalogConfig) (*catalog, error) {
+	c := &catalog{streams: make(map[string]*resource)}
 	add := func(r *resource) error {
 		if prev, ok := c.streams[r.stream]; ok {
 			return fmt.Errorf("stream %q is claimed by both %s and %s", r.stream, prev.service.FullName(), r.service.FullName())

@@ -23,7 +23,7 @@ func isInfrastructure(name protoreflect.FullName) bool {
 }
 
 // discover builds the catalog from the descriptor set, or else from each backend's reflection.
-func (s *Server) discover(ctx context.Context) (*Catalog, error) {
+func (s *Server) discover(ctx context.Context) (*catalog, error) {
 	var sources []serviceSource
 	if s.opts.descriptors != nil {
 		var err error
@@ -155,7 +155,7 @@ func (s *Server) discoverUntilReady(ctx context.Context) bool {
 		cat, err := s.discover(ctx)
 		if err == nil {
 			s.install(cat)
-			s.opts.logger.Info("backends discovered", "streams", cat.Resources())
+			s.opts.logger.Info("backends discovered", "streams", cat.names())
 			s.warnNoStreams(cat)
 			return true
 		}
@@ -175,7 +175,7 @@ func (s *Server) discoverUntilReady(ctx context.Context) bool {
 
 // install swaps in a new catalog. Requests already under way, and upstream subscriptions,
 // keep the resources they started with.
-func (s *Server) install(cat *Catalog) {
+func (s *Server) install(cat *catalog) {
 	s.catalog.Store(cat)
 	s.sec.access.Clear() // permissions are cached per resource of the old catalog
 	s.checkPolicy(cat)   // config.go

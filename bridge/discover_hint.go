@@ -40,7 +40,7 @@ func (s *Server) hintDiscovery(h *discoveryHints, err error) {
 
 // warnNoStreams warns when discovery found services but exposes none: the bridge would
 // otherwise be ready with nothing to serve and say nothing.
-func (s *Server) warnNoStreams(cat *Catalog) {
+func (s *Server) warnNoStreams(cat *catalog) {
 	if len(cat.streams) > 0 {
 		return
 	}

@@ -18,7 +18,7 @@ type request struct {
 
 // decodeRequest reads the envelope of a request frame. On a malformed frame it returns a
 // reply error, and whatever of stream, action and request_id it could read is set for the echo.
-func decodeRequest(frame []byte) (request, *Error) {
+func decodeRequest(frame []byte) (request, *errorReply) {
 	var r request
 	if !json.Valid(frame) {
 		return r, newError(400, "Invalid JSON.")
@@ -130,7 +130,7 @@ func decodeRequest(frame []byte) (request, *Error) {
 	return r, nil
 }
 
-var errPKConflict = &Error{Status: 400, Fields: []FieldError{{Field: "pk", Messages: []string{
+var errPKConflict = &errorReply{Status: 400, Fields: []fieldError{{Field: "pk", Messages: []string{
 	"payload.pk and data.pk differ: send the key once, in either place.",
 }}}}
 
@@ -212,6 +212,6 @@ func appendReply(b, stream, action, data []byte, errs []byte, status int, reques
 }
 
 // appendErrorReply appends the reply for a failed request.
-func appendErrorReply(b []byte, r *request, e *Error) []byte {
+func appendErrorReply(b []byte, r *request, e *errorReply) []byte {
 	return appendReply(b, r.stream, r.action, nil, e.appendErrors(nil), e.Status, r.requestID, nil)
 }

@@ -88,7 +88,7 @@ func FuzzDecodeRequest(f *testing.F) {
 }
 
 // pollsCatalog is the catalog of the polls example, from its compiled descriptors.
-func pollsCatalog(tb testing.TB) *Catalog {
+func pollsCatalog(tb testing.TB) *catalog {
 	tb.Helper()
 	svcs := pollsv1.File_polls_v1_polls_proto.Services()
 	var srcs []serviceSource

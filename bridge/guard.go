@@ -120,7 +120,7 @@ func (s *Server) newLimiter() *rate.Limiter {
 }
 
 // refuse answers a frame that will not be handled with e, echoing what it can.
-func (c *conn) refuse(frame []byte, e *Error) {
+func (c *conn) refuse(frame []byte, e *errorReply) {
 	r, _ := decodeRequest(frame)
 	c.replyError(&r, e)
 }

@@ -100,11 +100,8 @@ func newHub(s *Server) *hub {
 	return &hub{srv: s, upstreams: make(map[subKey]*upstream), resumeAfter: time.Second, stableAfter: 10 * time.Second}
 }
 
-// Upstreams reports the number of established upstream Subscribe streams.
-func (s *Server) Upstreams() int { return int(s.hub.live.Load()) }
-
 // parseEventActions reads data.action: one event action or an array of them.
-func parseEventActions(data []byte) (actionRaw []byte, acts []string, e *Error) {
+func parseEventActions(data []byte) (actionRaw []byte, acts []string, e *errorReply) {
 	if data == nil || data[0] != '{' {
 		return nil, nil, errActionRequired
 	}
@@ -163,7 +160,7 @@ func (h *hub) subscribe(c *conn, res *resource, r *request) {
 // instanceActions are the events of DCRF's subscribe_instance: one resource's changes.
 var instanceActions = []string{"delete", "update"}
 
-var errPKRequired = &Error{Status: http.StatusBadRequest, Fields: []FieldError{{Field: "pk", Messages: []string{"This field is required."}}}}
+var errPKRequired = &errorReply{Status: http.StatusBadRequest, Fields: []fieldError{{Field: "pk", Messages: []string{"This field is required."}}}}
 
 // subscribeInstance is djangochannelsrestframework's {"action": "subscribe_instance", "pk": 1}:
 // update and delete events of one resource, each event carrying the subscribe's request_id,
@@ -286,7 +283,7 @@ func (s *subscription) confirm(resumed bool) outFrame {
 }
 
 // failure is the reply (or notice) that the subscription's upstream is unavailable.
-func (s *subscription) failure(e *Error) outFrame {
+func (s *subscription) failure(e *errorReply) outFrame {
 	buf := getBuf()
 	action := []byte(`"subscribe"`)
 	if s.instance {
@@ -426,7 +423,7 @@ func (h *hub) dropConn(c *conn) { h.endConn(c, nil) }
 // endConn ends every subscription of c. With pendingReply, each subscription still waiting
 // for its upstream is answered with it: Shutdown does that before it closes the connection,
 // so that every subscribe gets its reply.
-func (h *hub) endConn(c *conn, pendingReply *Error) {
+func (h *hub) endConn(c *conn, pendingReply *errorReply) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if c.subs == nil {
@@ -500,7 +497,7 @@ func (h *hub) run(up *upstream) {
 }
 
 // firstMessage is the first message of e, or its status text.
-func (e *Error) firstMessage() string {
+func (e *errorReply) firstMessage() string {
 	if len(e.Messages) > 0 {
 		return e.Messages[0]
 	}
@@ -615,7 +612,7 @@ func (up *upstream) resumeLocked() {
 // failed handles a failed or broken stream. Pending subscribers get an error reply and are
 // dropped; established ones get one 503 notice per outage and stay. It reports whether the
 // upstream has no subscribers left and has ended.
-func (h *hub) failed(up *upstream, e *Error) bool {
+func (h *hub) failed(up *upstream, e *errorReply) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	up.mu.Lock()

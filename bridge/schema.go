@@ -212,10 +212,10 @@ func (s *Server) Schema() *Schema {
 	return s.buildSchema(cat)
 }
 
-func (s *Server) buildSchema(cat *Catalog) *Schema {
+func (s *Server) buildSchema(cat *catalog) *Schema {
 	b := &schemaBuilder{messages: map[string]*SchemaMessage{}}
 	out := &Schema{Streams: map[string]*SchemaStream{}, Messages: b.messages}
-	for _, name := range cat.Resources() {
+	for _, name := range cat.names() {
 		res := cat.streams[name]
 		st := &SchemaStream{
 			Stream:     res.stream,
@@ -510,7 +510,7 @@ type schemaHandler struct {
 	srv *Server
 
 	mu   sync.Mutex
-	cat  *Catalog
+	cat  *catalog
 	body []byte
 }
 

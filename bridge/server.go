@@ -18,7 +18,7 @@ import (
 type Server struct {
 	opts     options
 	backends []*backendConn
-	catalog  atomic.Pointer[Catalog]
+	catalog  atomic.Pointer[catalog]
 	upgrader websocket.Upgrader
 	mux      *http.ServeMux
 	hub      *hub
@@ -105,9 +105,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // Ready reports whether the backends' services have been discovered and the bridge is not
 // shutting down.
 func (s *Server) Ready() bool { return s.catalog.Load() != nil && !s.draining.Load() }
-
-// Catalog returns the current catalog, or nil before discovery succeeded.
-func (s *Server) Catalog() *Catalog { return s.catalog.Load() }
 
 // WaitReady blocks until discovery succeeded or ctx ends.
 func (s *Server) WaitReady(ctx context.Context) error {

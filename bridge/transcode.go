@@ -24,7 +24,7 @@ type page struct {
 }
 
 // buildRequest turns a request frame into the action's request message.
-func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, *Error) {
+func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, *errorReply) {
 	if a.aip {
 		return s.buildAIPRequest(a, r) // aip.go
 	}
@@ -36,7 +36,7 @@ func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, 
 	}
 
 	if a.kind == kindList {
-		var e *Error
+		var e *errorReply
 		if pg, data, e = s.readPage(data); e != nil {
 			return nil, pg, e
 		}
@@ -109,13 +109,13 @@ func fitsInt(f protoreflect.FieldDescriptor, n int64) bool {
 }
 
 // readPage validates data.page and data.page_size and returns data without them.
-func (s *Server) readPage(data []byte) (page, []byte, *Error) {
+func (s *Server) readPage(data []byte) (page, []byte, *errorReply) {
 	pg := page{number: 1, size: int64(s.opts.pageSize)}
 	if data == nil {
 		return pg, nil, nil
 	}
 	var rest []byte
-	var bad *Error
+	var bad *errorReply
 	eachMember(data, func(k, v []byte) {
 		switch {
 		case keyIs(k, "page"):
@@ -157,18 +157,18 @@ func (s *Server) readPage(data []byte) (page, []byte, *Error) {
 }
 
 // checkKnownFields refuses top-level keys the message does not have, DRF-style per field.
-func checkKnownFields(md protoreflect.MessageDescriptor, data []byte) *Error {
-	var e *Error
+func checkKnownFields(md protoreflect.MessageDescriptor, data []byte) *errorReply {
+	var e *errorReply
 	fields := md.Fields()
 	eachMember(data, func(k, _ []byte) {
 		if fieldByKey(fields, k) != nil {
 			return
 		}
 		if e == nil {
-			e = &Error{Status: 400}
+			e = &errorReply{Status: 400}
 		}
 		name, _ := jsonString(k)
-		e.Fields = append(e.Fields, FieldError{Field: name, Messages: []string{"Unknown field."}})
+		e.Fields = append(e.Fields, fieldError{Field: name, Messages: []string{"Unknown field."}})
 	})
 	return e
 }
@@ -186,7 +186,7 @@ func fieldByKey(fields protoreflect.FieldDescriptors, key []byte) protoreflect.F
 
 // invalidData turns a protojson error into a 400 reply: a field error when the error names
 // a top-level field, else the message without the library's prefixes.
-func invalidData(md protoreflect.MessageDescriptor, err error) *Error {
+func invalidData(md protoreflect.MessageDescriptor, err error) *errorReply {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "proto:")
 	msg = strings.TrimSpace(msg)
@@ -200,7 +200,7 @@ func invalidData(md protoreflect.MessageDescriptor, err error) *Error {
 		kind, rest, _ := strings.Cut(rest, " field ")
 		name, _, _ := strings.Cut(rest, ":")
 		if f := md.Fields().ByJSONName(name); f != nil {
-			return &Error{Status: 400, Fields: []FieldError{{Field: string(f.Name()), Messages: []string{"Not a valid " + kind + "."}}}}
+			return &errorReply{Status: 400, Fields: []fieldError{{Field: string(f.Name()), Messages: []string{"Not a valid " + kind + "."}}}}
 		}
 	}
 	return newError(400, "Invalid data: "+msg)
@@ -317,7 +317,7 @@ func appendScalar(b []byte, f protoreflect.FieldDescriptor, v protoreflect.Value
 // setKey sets the request's key from pk, in msg or in the message reached through the
 // fields of path. A detail action without a pk, and a pk the key's type cannot hold, are
 // not found.
-func setKey(msg protoreflect.Message, path []protoreflect.FieldDescriptor, a *action, pk []byte) *Error {
+func setKey(msg protoreflect.Message, path []protoreflect.FieldDescriptor, a *action, pk []byte) *errorReply {
 	if pk == nil {
 		if a.detail {
 			return errNotFound
