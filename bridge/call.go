@@ -48,7 +48,7 @@ func (c *conn) route(frame []byte, r *request) (*resource, *action) {
 	}
 	// Permissions come before the action lookup: a denied client learns nothing about
 	// which actions exist (permission.go).
-	if !c.permitted(res, perm, r) {
+	if !res.permits(c.identity, perm, r.pk) {
 		c.replyError(r, errPermission)
 		return nil, nil
 	}

@@ -28,14 +28,26 @@ const (
 	kindDelete
 )
 
-// standardActions maps conventional method names to their actions.
-var standardActions = map[string]actionKind{
-	"Create":   kindCreate,
-	"Retrieve": kindRetrieve,
-	"Update":   kindUpdate,
-	"Patch":    kindPatch,
-	"List":     kindList,
-	"Delete":   kindDelete,
+// kindNames are the actions' kinds as /schema names them; a standard kind's name is also its
+// action's name, and capitalized, the bridge's conventional method name (Create, Retrieve...).
+var kindNames = [...]string{
+	kindCustom:   "custom",
+	kindCreate:   "create",
+	kindRetrieve: "retrieve",
+	kindUpdate:   "update",
+	kindPatch:    "patch",
+	kindList:     "list",
+	kindDelete:   "delete",
+}
+
+// standardKind is the kind of a method named after the bridge's conventions.
+func standardKind(method string) (actionKind, bool) {
+	for k := kindCreate; k <= kindDelete; k++ {
+		if n := kindNames[k]; len(method) == len(n) && method[0] == n[0]-'a'+'A' && method[1:] == n[1:] {
+			return k, true
+		}
+	}
+	return kindCustom, false
 }
 
 // catalog is the immutable set of resources the bridge exposes, built from descriptors.
@@ -55,7 +67,8 @@ type resource struct {
 	actions    map[string]*action
 	subscribe  *subscribeMethod // nil when the service has no Subscribe stream
 	model      protoreflect.MessageDescriptor
-	permission string // from the proto option; "" when unset
+	permission string  // from the proto option; "" when unset
+	access     *access // the permissions, resolved when the catalog is built (permission.go)
 }
 
 // action is one unary method reachable as an action of a resource.
@@ -90,6 +103,7 @@ type subscribeMethod struct {
 	method  string
 	req     protoreflect.MessageDescriptor
 	pk      protoreflect.FieldDescriptor // request filter: pk (optional)
+	key     protoreflect.FieldDescriptor // what a subscription's pk is read as: pk, else the event's pk
 	actions protoreflect.FieldDescriptor // request filter: repeated string actions, or string action
 	event   protoreflect.MessageDescriptor
 	evActon protoreflect.FieldDescriptor
@@ -119,6 +133,7 @@ type serviceSource struct {
 type catalogConfig struct {
 	rules   map[string]*annotations.HttpRule // HTTP rules by method full name (-http-rules)
 	streams map[string]string                // resource message full name → stream (-stream)
+	access  accessConfig                     // the configured permissions
 }
 
 // buildCatalog turns services into resources, with no configured HTTP rules.
@@ -136,6 +151,7 @@ func buildCatalogWith(sources []serviceSource, cfg catalogConfig) (*catalog, err
 		if prev, ok := c.streams[r.stream]; ok {
 			return fmt.Errorf("stream %q is claimed by both %s and %s", r.stream, prev.service.FullName(), r.service.FullName())
 		}
+		r.access = resolveAccess(r, cfg.access)
 		c.streams[r.stream] = r
 		return nil
 	}
@@ -264,7 +280,7 @@ func newAction(path string, md protoreflect.MethodDescriptor, opts *bridgev1.Act
 func usesBridgeNames(sd protoreflect.ServiceDescriptor) bool {
 	methods := sd.Methods()
 	for i := 0; i < methods.Len(); i++ {
-		if _, ok := standardActions[string(methods.Get(i).Name())]; ok {
+		if _, ok := standardKind(string(methods.Get(i).Name())); ok {
 			return true
 		}
 	}
@@ -289,7 +305,7 @@ func newActionWith(path string, md protoreflect.MethodDescriptor, opts *bridgev1
 		}
 		a.http = m
 	}
-	bridgeKind, bridgeName := standardActions[string(md.Name())]
+	bridgeKind, bridgeName := standardKind(string(md.Name()))
 	aipKind, _, aipName := aipMethod(string(md.Name()))
 	aipName = aipName && aipNames
 	httpKind, httpOK := kindCustom, false
@@ -444,6 +460,10 @@ func newSubscribeMethod(path string, md protoreflect.MethodDescriptor) (*subscri
 	}
 	if s.evData == nil || s.evData.Message() == nil || s.evData.IsList() {
 		return nil, fmt.Errorf("event %s needs a message field data", s.event.FullName())
+	}
+	s.key = s.pk
+	if s.key == nil {
+		s.key = s.evPK
 	}
 	return s, nil
 }

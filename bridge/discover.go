@@ -48,7 +48,9 @@ func (s *Server) discover(ctx context.Context) (*catalog, error) {
 			return nil, fmt.Errorf("service %s named in the configuration was not found on any backend", svc)
 		}
 	}
-	return buildCatalogWith(sources, catalogConfig{rules: s.opts.httpRules, streams: s.opts.streams})
+	return buildCatalogWith(sources, catalogConfig{rules: s.opts.httpRules, streams: s.opts.streams, access: accessConfig{
+		policy: s.opts.security.policy, custom: s.opts.security.permissions, logger: s.opts.logger,
+	}})
 }
 
 func (s *Server) reflect(ctx context.Context, b *backendConn) ([]serviceSource, error) {
@@ -173,10 +175,10 @@ func (s *Server) discoverUntilReady(ctx context.Context) bool {
 	}
 }
 
-// install swaps in a new catalog. Requests already under way, and upstream subscriptions,
-// keep the resources they started with.
+// install swaps in a new catalog: one store, since everything it holds was resolved when it
+// was built. Requests already under way, and upstream subscriptions, keep the resources they
+// started with.
 func (s *Server) install(cat *catalog) {
 	s.catalog.Store(cat)
-	s.sec.access.Clear() // permissions are cached per resource of the old catalog
-	s.checkPolicy(cat)   // config.go
+	s.checkPolicy(cat) // config.go
 }

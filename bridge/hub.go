@@ -183,10 +183,7 @@ func (h *hub) add(c *conn, res *resource, r *request, actionRaw []byte, acts []s
 	f := subFilter{actions: strings.Join(acts, ",")}
 	var pkVal protoreflect.Value
 	if r.pk != nil {
-		keyField := sm.pk
-		if keyField == nil {
-			keyField = sm.evPK
-		}
+		keyField := sm.key
 		if keyField == nil {
 			c.replyError(r, errNotFound)
 			return
@@ -301,11 +298,7 @@ func (h *hub) unsubscribeInstance(c *conn, res *resource, r *request) {
 	}
 	var pk string
 	if sm := res.subscribe; sm != nil {
-		keyField := sm.pk
-		if keyField == nil {
-			keyField = sm.evPK
-		}
-		v, ok := parseKey(keyField, r.pk)
+		v, ok := parseKey(sm.key, r.pk)
 		if !ok {
 			c.replyError(r, errNotFound)
 			return
@@ -333,11 +326,7 @@ func (h *hub) unsubscribe(c *conn, res *resource, r *request) {
 		}
 		f.actions = strings.Join(acts, ",")
 		if r.pk != nil && res.subscribe != nil {
-			keyField := res.subscribe.pk
-			if keyField == nil {
-				keyField = res.subscribe.evPK
-			}
-			v, ok := parseKey(keyField, r.pk)
+			v, ok := parseKey(res.subscribe.key, r.pk)
 			if !ok {
 				c.replyError(r, errNotFound)
 				return
@@ -677,10 +666,14 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 			h.srv.opts.logger.Error("cannot encode event", "stream", up.key.stream, "err", err)
 			continue
 		}
-		check, pk := h.eventCheck(up, ev) // permission.go: false unless permissions depend on the pk
+		// permission.go: checked per subscriber only when the permission may depend on the pk.
+		check, pk := up.res.access.eventPerEvent, ""
+		if check && sm.evPK != nil {
+			pk = ev.Get(sm.evPK).String()
+		}
 		up.mu.Lock()
 		for _, s := range up.subs {
-			if check && !s.conn.mayReceive(up.res, pk) {
+			if check && !up.res.mayReceive(s.conn.identity, pk) {
 				continue
 			}
 			s.conn.send(outFrame{head: head, tail: s.tail})

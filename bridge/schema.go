@@ -154,16 +154,6 @@ type SchemaMap struct {
 	Value SchemaType `json:"value"`
 }
 
-var kindNames = map[actionKind]string{
-	kindCustom:   "custom",
-	kindCreate:   "create",
-	kindRetrieve: "retrieve",
-	kindUpdate:   "update",
-	kindPatch:    "patch",
-	kindList:     "list",
-	kindDelete:   "delete",
-}
-
 // schemaPermission is the "permission" the schema shows for an action (a nil for subscribe):
 // the strings of the proto options as the catalog holds them, the action's own overriding
 // the resource's, "" meaning the bridge's configured default.
@@ -178,7 +168,7 @@ func (s *Server) schemaPermission(res *resource, a *action) string {
 // ("" for the stream's default): what the permission system resolved (permission.go).
 // HOOK(permissions): the schema and the debugger page show whatever this returns.
 func (s *Server) effectivePermission(res *resource, action string) string {
-	acc := s.accessOf(res)
+	acc := res.access
 	if action == "" {
 		return permissionText(acc.stream)
 	}
@@ -312,11 +302,7 @@ func (s *Server) schemaSubscribe(b *schemaBuilder, res *resource, sm *subscribeM
 		Events:     append([]string(nil), eventActions...),
 	}
 	ss.EffectivePermission = s.effectivePermission(res, "subscribe")
-	key := sm.pk
-	if key == nil {
-		key = sm.evPK
-	}
-	if key != nil {
+	if key := sm.key; key != nil {
 		t := b.single(key)
 		ss.PK = &t
 	}
