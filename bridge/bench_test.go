@@ -251,7 +251,8 @@ func BenchmarkFramePath(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				r, e := decodeRequest(frame)
+				var r request
+				e := r.decode(frame)
 				if e != nil {
 					b.Fatal(e)
 				}

@@ -12,12 +12,10 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 )
 
-// route decodes one request frame on the read loop and answers it there, unless it is a
-// backend call: then it returns the resource and action to call, with *r decoded. Every
-// frame ends in exactly one reply, except when the connection is gone.
-func (c *conn) route(frame []byte, r *request) (*resource, *action) {
-	var e *errorReply
-	*r, e = decodeRequest(frame)
+// route answers a decoded request on the read loop, or its decoding error e, unless it is a
+// backend call: then it returns the resource and action to call. Every frame ends in exactly
+// one reply, except when the connection is gone.
+func (c *conn) route(r *request, e *errorReply) (*resource, *action) {
 	if e != nil {
 		c.replyError(r, e)
 		return nil, nil
@@ -36,7 +34,7 @@ func (c *conn) route(frame []byte, r *request) (*resource, *action) {
 		c.replyError(r, errUnknownStream)
 		return nil, nil
 	}
-	name, _ := jsonString(r.action)
+	name := r.name
 	// DCRF's subscribe_instance and unsubscribe_instance (docs/protocol.md) are subscribe and
 	// unsubscribe to permissions.
 	perm := name

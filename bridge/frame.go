@@ -5,27 +5,47 @@ import (
 	"strconv"
 )
 
-// request is a decoded request frame. Every field is a raw JSON value sliced from the frame
-// (nil when absent), so it is only valid while the frame's buffer is.
+// request is a decoded request frame: everything the later steps read, found in one pass
+// over the envelope, one over the payload and one over data. Every raw field is a JSON value
+// sliced from the frame (nil when absent), so a request is only valid while the frame's
+// buffer is. Later steps read these fields and never scan the frame again.
 type request struct {
 	stream    []byte
 	action    []byte
-	pk        []byte
+	name      string // action as text: "retrieve", "subscribe"...
+	pk        []byte // payload.pk, else data.pk
 	data      []byte
 	requestID []byte
-	dataPK    bool // pk came from data.pk (the original README's form); see dropDataPK
+	dataPK    bool // pk came from data.pk (the original README's form); see dataFor
+
+	// data, when it is an object: every member in order (a list's page members are read
+	// from here, in order, since which error a frame gets depends on it), and the members
+	// the protocol itself reads.
+	members []member
+	unsubID []byte // data.request_id: which subscription an unsubscribe ends
+
+	// data.action of subscribe and unsubscribe: the event kinds, or why they are invalid
+	// (answered only after the permission check).
+	eventsRaw []byte
+	events    eventSet
+	eventsErr *errorReply
+
+	memberBuf [8]member // members' storage for usual frames, so decoding allocates nothing
 }
 
-// decodeRequest reads the envelope of a request frame. On a malformed frame it returns a
-// reply error, and whatever of stream, action and request_id it could read is set for the echo.
-func decodeRequest(frame []byte) (request, *errorReply) {
-	var r request
+// member is one member of a JSON object: the key's raw token (quotes included) and the value.
+type member struct{ key, value []byte }
+
+// decode reads a request frame into r. On a malformed frame it returns a reply error, and
+// whatever of stream, action and request_id it could read is set for the echo.
+func (r *request) decode(frame []byte) *errorReply {
+	*r = request{}
 	if !json.Valid(frame) {
-		return r, newError(400, "Invalid JSON.")
+		return newError(400, "Invalid JSON.")
 	}
 	i := skipSpace(frame, 0)
 	if frame[i] != '{' {
-		return r, newError(400, "The frame must be a JSON object.")
+		return newError(400, "The frame must be a JSON object.")
 	}
 	var payload []byte
 	eachMember(frame, func(k, v []byte) {
@@ -41,10 +61,10 @@ func decodeRequest(frame []byte) (request, *errorReply) {
 		r.stream = nil
 	}
 	if isNull(payload) {
-		return r, newError(400, "Missing payload.")
+		return newError(400, "Missing payload.")
 	}
 	if payload[0] != '{' {
-		return r, newError(400, "payload must be a JSON object.")
+		return newError(400, "payload must be a JSON object.")
 	}
 	eachMember(payload, func(k, v []byte) {
 		switch {
@@ -65,69 +85,194 @@ func decodeRequest(frame []byte) (request, *errorReply) {
 			r.requestID = nil
 		default:
 			r.requestID = nil
-			return r, newError(400, "request_id must be a string or a number.")
+			return newError(400, "request_id must be a string or a number.")
 		}
 		if len(r.requestID) > MaxRequestIDBytes {
 			// Each subscription keeps its request_id: unbounded ids would make a
 			// connection's state as large as its frames allow.
 			r.requestID = nil
-			return r, errInvalidRequestID
+			return errInvalidRequestID
 		}
 	}
 	if isNull(r.action) {
 		r.action = nil
-		return r, newError(400, "Missing action.")
+		return newError(400, "Missing action.")
 	}
 	if r.action[0] != '"' {
 		r.action = nil
-		return r, newError(400, "action must be a string.")
+		return newError(400, "action must be a string.")
 	}
 	if badStream {
-		return r, newError(400, "stream must be a string.")
+		return newError(400, "stream must be a string.")
 	}
 	if isNull(r.stream) {
 		r.stream = nil
-		return r, newError(400, "Missing stream.")
+		return newError(400, "Missing stream.")
 	}
+	r.name, _ = jsonString(r.action)
 	if isNull(r.pk) {
 		r.pk = nil
 	}
 	if isNull(r.data) {
 		r.data = nil
 	}
+	var dpk []byte
+	var longEventAction bool
+	if r.data != nil && r.data[0] == '{' {
+		r.members = r.memberBuf[:0]
+		eachMember(r.data, func(k, v []byte) {
+			r.members = append(r.members, member{k, v})
+			switch {
+			case keyIs(k, "pk"):
+				if !isNull(v) {
+					dpk = v
+				}
+			case keyIs(k, "action"):
+				r.eventsRaw = v
+				longEventAction = longEventAction || len(v) > MaxRequestIDBytes
+			case keyIs(k, "request_id"):
+				if !isNull(v) {
+					r.unsubID = v
+				}
+			}
+		})
+	}
 	// The original channels-api README puts the key inside data ({"action": "publish",
 	// "data": {"pk": "1"}}), and users copy that into subscribe: data.pk is the key wherever
 	// payload.pk is, and two different keys are refused rather than one silently winning.
-	if r.data != nil && r.data[0] == '{' {
-		var dpk []byte
-		eachMember(r.data, func(k, v []byte) {
-			if keyIs(k, "pk") && !isNull(v) {
-				dpk = v
-			}
-		})
-		if dpk != nil {
-			if r.pk != nil && !samePK(r.pk, dpk) {
-				return r, errPKConflict
-			}
-			r.pk, r.dataPK = dpk, true
+	if dpk != nil {
+		if r.pk != nil && !samePK(r.pk, dpk) {
+			return errPKConflict
 		}
+		r.pk, r.dataPK = dpk, true
 	}
-	if keyIs(r.action, "subscribe") || keyIs(r.action, "subscribe_instance") {
+	switch r.name {
+	case "subscribe", "subscribe_instance":
 		// A subscription keeps its pk and data.action as sent, so they are bounded too.
 		if len(r.pk) > MaxRequestIDBytes {
-			return r, errNotFound
+			return errNotFound
 		}
-		if r.data != nil && r.data[0] == '{' {
-			var bad bool
-			eachMember(r.data, func(k, v []byte) {
-				bad = bad || keyIs(k, "action") && len(v) > MaxRequestIDBytes
-			})
-			if bad {
-				return r, errEventAction
-			}
+		if longEventAction {
+			return errEventAction
+		}
+		r.events, r.eventsErr = parseEvents(r.data, r.eventsRaw)
+	case "unsubscribe":
+		r.events, r.eventsErr = parseEvents(r.data, r.eventsRaw)
+	}
+	return nil
+}
+
+// dataFor is data as the request message gets it, and its members: without the members
+// skip names (the page members a list reads itself), and without data.pk when it was taken
+// as the request's key and has (the fields of the message data fills) has no field of that
+// name: the key then reaches the backend through the key field. A data.pk the action cannot
+// use stays, and is refused as an unknown field. data itself is returned when nothing is
+// left out; nil when only page members were.
+func (r *request) dataFor(usesKey bool, skip func(k []byte) bool, has func(k []byte) bool) ([]byte, []member) {
+	if r.members == nil {
+		return r.data, nil
+	}
+	dropPK := r.dataPK && usesKey
+	drop := func(k []byte) bool {
+		return (skip != nil && skip(k)) || (dropPK && keyIs(k, "pk") && !has(k))
+	}
+	n := 0
+	for _, m := range r.members {
+		if drop(m.key) {
+			n++
 		}
 	}
-	return r, nil
+	if n == 0 {
+		return r.data, r.members
+	}
+	var out []byte
+	kept := make([]member, 0, len(r.members)-n)
+	for _, m := range r.members {
+		if !drop(m.key) {
+			out = appendMember(out, m.key, m.value)
+			kept = append(kept, m)
+		}
+	}
+	if out == nil {
+		if skip != nil {
+			return nil, nil // only page members: as if there were no data
+		}
+		return []byte("{}"), kept
+	}
+	return append(out, '}'), kept
+}
+
+// appendMember appends k: v to the object being built in obj, opening it when obj is nil.
+func appendMember(obj, k, v []byte) []byte {
+	if obj == nil {
+		obj = append(obj, '{')
+	} else {
+		obj = append(obj, ',')
+	}
+	return append(append(append(obj, k...), ':'), v...)
+}
+
+// eventSet is a set of event kinds: the data.action of a subscription.
+type eventSet uint8
+
+// eventActions are the event kinds a client can subscribe to, as /schema lists them.
+var eventActions = []string{"create", "update", "delete"}
+
+// sortedEvents are the event kinds in the order a subscription sends them to the backend.
+var sortedEvents = [...]string{"create", "delete", "update"}
+
+func eventOf(name string) eventSet {
+	for i, a := range sortedEvents {
+		if a == name {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+func (s eventSet) has(name string) bool { return s&eventOf(name) != 0 }
+
+// names lists the kinds in s, sorted.
+func (s eventSet) names() []string {
+	var out []string
+	for i, a := range sortedEvents {
+		if s&(1<<i) != 0 {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// parseEvents reads data.action: one event action or an array of them.
+func parseEvents(data, raw []byte) (eventSet, *errorReply) {
+	if data == nil || data[0] != '{' || isNull(raw) {
+		return 0, errActionRequired
+	}
+	var set eventSet
+	add := func(v []byte) bool {
+		s, ok := jsonString(v)
+		e := eventOf(s)
+		set |= e
+		return ok && e != 0
+	}
+	switch raw[0] {
+	case '"':
+		if !add(raw) {
+			return 0, errEventAction
+		}
+	case '[':
+		ok := true
+		eachElement(raw, func(v []byte) { ok = ok && add(v) })
+		if !ok {
+			return 0, errEventAction
+		}
+		if set == 0 {
+			return 0, errActionRequired
+		}
+	default:
+		return 0, errEventAction
+	}
+	return set, nil
 }
 
 var errPKConflict = &errorReply{Status: 400, Fields: []fieldError{{Field: "pk", Messages: []string{
@@ -142,32 +287,6 @@ func samePK(a, b []byte) bool {
 		return ta == tb
 	}
 	return string(a) == string(b)
-}
-
-// dropDataPK returns data without its pk member when decodeRequest took data.pk as the
-// request's key and has (the fields of the message data fills) has no field of that name:
-// the key then reaches the backend through the key field instead. Otherwise data is returned
-// as sent, so a data.pk the action cannot use is still refused as an unknown field.
-func dropDataPK(r *request, data []byte, usesKey bool, has func(k []byte) bool) []byte {
-	if !r.dataPK || !usesKey || data == nil || data[0] != '{' {
-		return data
-	}
-	var out []byte
-	var dropped bool
-	eachMember(data, func(k, v []byte) {
-		if keyIs(k, "pk") && !has(k) {
-			dropped = true
-			return
-		}
-		out = appendMember(out, k, v)
-	})
-	if !dropped {
-		return data
-	}
-	if out == nil {
-		return []byte("{}")
-	}
-	return append(out, '}')
 }
 
 // MaxRequestIDBytes bounds a request_id, as raw JSON (quotes and escapes included); a longer

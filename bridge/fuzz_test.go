@@ -57,7 +57,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		r, e := decodeRequest(frame)
+		var r request
+		e := r.decode(frame)
 		if e == nil && (r.action == nil || r.stream == nil) {
 			t.Fatalf("no error but action %q stream %q", r.action, r.stream)
 		}
@@ -114,7 +115,8 @@ func FuzzBuildRequest(f *testing.F) {
 	}
 	slices.Sort(streams)
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		r, e := decodeRequest(frame)
+		var r request
+		e := r.decode(frame)
 		if e != nil {
 			return
 		}

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,9 +17,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
 )
-
-// eventActions are the event kinds a client can subscribe to.
-var eventActions = []string{"create", "update", "delete"}
 
 // hub owns the upstream Subscribe streams. Identical subscriptions (same stream, filter and
 // forwarded identity) share one upstream; each event is encoded once and queued to every
@@ -50,7 +46,7 @@ type subKey struct {
 	stream   string
 	pk       string // canonical key text; "" with hasPK false means any
 	hasPK    bool
-	actions  string // sorted, comma-separated
+	events   eventSet
 	identity string
 	instance bool // subscribe_instance: delete events carry data.pk (encodeEvent)
 }
@@ -74,9 +70,9 @@ type subscription struct {
 }
 
 type subFilter struct {
-	pk      string
-	hasPK   bool
-	actions string
+	pk     string
+	hasPK  bool
+	events eventSet
 }
 
 // upstream is one gRPC Subscribe stream and its subscribers.
@@ -87,7 +83,6 @@ type upstream struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	pkVal  protoreflect.Value
-	acts   []string
 
 	mu      sync.Mutex
 	live    bool
@@ -100,65 +95,20 @@ func newHub(s *Server) *hub {
 	return &hub{srv: s, upstreams: make(map[subKey]*upstream), resumeAfter: time.Second, stableAfter: 10 * time.Second}
 }
 
-// parseEventActions reads data.action: one event action or an array of them.
-func parseEventActions(data []byte) (actionRaw []byte, acts []string, e *errorReply) {
-	if data == nil || data[0] != '{' {
-		return nil, nil, errActionRequired
-	}
-	eachMember(data, func(k, v []byte) {
-		if keyIs(k, "action") {
-			actionRaw = v
-		}
-	})
-	if isNull(actionRaw) {
-		return nil, nil, errActionRequired
-	}
-	add := func(raw []byte) bool {
-		s, ok := jsonString(raw)
-		if !ok || !slices.Contains(eventActions, s) {
-			return false
-		}
-		if !slices.Contains(acts, s) {
-			acts = append(acts, s)
-		}
-		return true
-	}
-	switch actionRaw[0] {
-	case '"':
-		if !add(actionRaw) {
-			return nil, nil, errEventAction
-		}
-	case '[':
-		ok := true
-		eachElement(actionRaw, func(v []byte) { ok = ok && add(v) })
-		if !ok {
-			return nil, nil, errEventAction
-		}
-		if len(acts) == 0 {
-			return nil, nil, errActionRequired
-		}
-	default:
-		return nil, nil, errEventAction
-	}
-	slices.Sort(acts)
-	return actionRaw, acts, nil
-}
-
 func (h *hub) subscribe(c *conn, res *resource, r *request) {
 	if res.subscribe == nil {
 		c.replyError(r, errNoEvents) // aip.go
 		return
 	}
-	actionRaw, acts, e := parseEventActions(r.data)
-	if e != nil {
-		c.replyError(r, e)
+	if r.eventsErr != nil {
+		c.replyError(r, r.eventsErr)
 		return
 	}
-	h.add(c, res, r, actionRaw, acts, false)
+	h.add(c, res, r, r.events, false)
 }
 
 // instanceActions are the events of DCRF's subscribe_instance: one resource's changes.
-var instanceActions = []string{"delete", "update"}
+var instanceActions = eventOf("delete") | eventOf("update")
 
 var errPKRequired = &errorReply{Status: http.StatusBadRequest, Fields: []fieldError{{Field: "pk", Messages: []string{"This field is required."}}}}
 
@@ -174,13 +124,13 @@ func (h *hub) subscribeInstance(c *conn, res *resource, r *request) {
 		c.replyError(r, errPKRequired)
 		return
 	}
-	h.add(c, res, r, nil, instanceActions, true)
+	h.add(c, res, r, instanceActions, true)
 }
 
-// add subscribes c to the events acts of res, filtered by r.pk when given.
-func (h *hub) add(c *conn, res *resource, r *request, actionRaw []byte, acts []string, instance bool) {
+// add subscribes c to the events of res, filtered by r.pk when given.
+func (h *hub) add(c *conn, res *resource, r *request, events eventSet, instance bool) {
 	sm := res.subscribe
-	f := subFilter{actions: strings.Join(acts, ",")}
+	f := subFilter{events: events}
 	var pkVal protoreflect.Value
 	if r.pk != nil {
 		keyField := sm.key
@@ -200,12 +150,12 @@ func (h *hub) add(c *conn, res *resource, r *request, actionRaw []byte, acts []s
 		stream:    res.stream,
 		requestID: slices.Clone(r.requestID),
 		filter:    f,
-		actionRaw: slices.Clone(actionRaw),
+		actionRaw: slices.Clone(r.eventsRaw),
 		pkRaw:     slices.Clone(r.pk),
 		instance:  instance,
 	}
 	sub.tail = append(append([]byte(`,"request_id":`), orNull(sub.requestID)...), "}}"...)
-	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, actions: f.actions, identity: c.identityKey, instance: instance}
+	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, events: f.events, identity: c.identityKey, instance: instance}
 
 	h.mu.Lock()
 	// Draining is set before Shutdown ends the connections' subscriptions under h.mu: a
@@ -232,7 +182,7 @@ func (h *hub) add(c *conn, res *resource, r *request, actionRaw []byte, acts []s
 	}
 	up := h.upstreams[key]
 	if up == nil {
-		up = &upstream{key: key, res: res, md: c.md, pkVal: pkVal, acts: acts}
+		up = &upstream{key: key, res: res, md: c.md, pkVal: pkVal}
 		up.ctx, up.cancel = context.WithCancel(h.srv.ctx)
 		h.upstreams[key] = up
 		h.wg.Add(1)
@@ -309,22 +259,14 @@ func (h *hub) unsubscribeInstance(c *conn, res *resource, r *request) {
 }
 
 func (h *hub) unsubscribe(c *conn, res *resource, r *request) {
-	var byID []byte
-	if r.data != nil && r.data[0] == '{' {
-		eachMember(r.data, func(k, v []byte) {
-			if keyIs(k, "request_id") && !isNull(v) {
-				byID = v
-			}
-		})
-	}
+	byID := r.unsubID
 	var f subFilter
 	if byID == nil {
-		_, acts, e := parseEventActions(r.data)
-		if e != nil {
-			c.replyError(r, e)
+		if r.eventsErr != nil {
+			c.replyError(r, r.eventsErr)
 			return
 		}
-		f.actions = strings.Join(acts, ",")
+		f.events = r.events
 		if r.pk != nil && res.subscribe != nil {
 			v, ok := parseKey(res.subscribe.key, r.pk)
 			if !ok {
@@ -520,11 +462,11 @@ func (h *hub) start(ctx context.Context, up *upstream) (grpc.ClientStream, error
 	if sm.actions != nil {
 		if sm.actions.IsList() {
 			l := req.Mutable(sm.actions).List()
-			for _, a := range up.acts {
+			for _, a := range up.key.events.names() {
 				l.Append(protoreflect.ValueOfString(a))
 			}
-		} else if len(up.acts) == 1 {
-			req.Set(sm.actions, protoreflect.ValueOfString(up.acts[0]))
+		} else if acts := up.key.events.names(); len(acts) == 1 {
+			req.Set(sm.actions, protoreflect.ValueOfString(acts[0]))
 		}
 	}
 	if len(up.md) > 0 {
@@ -655,7 +597,7 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 			up.mu.Unlock()
 		}
 		action := ev.Get(sm.evActon).String()
-		if !slices.Contains(up.acts, action) {
+		if !up.key.events.has(action) {
 			continue // the backend ignored the filter; enforce it here
 		}
 		if up.key.hasPK && sm.pk == nil && ev.Get(sm.evPK).String() != up.key.pk {

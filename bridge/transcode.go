@@ -30,16 +30,17 @@ func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, 
 	}
 	var pg page
 	msg := dynamicpb.NewMessage(a.req)
-	data := r.data
-	if data != nil && data[0] != '{' {
+	if r.data != nil && r.data[0] != '{' {
 		return nil, pg, errDataNotObject
 	}
 
+	var skip func(k []byte) bool
 	if a.kind == kindList {
 		var e *errorReply
-		if pg, data, e = s.readPage(data); e != nil {
+		if pg, e = s.readPage(r); e != nil {
 			return nil, pg, e
 		}
+		skip = isPageKey
 	}
 
 	// The data object fills the request's "data" message, or else the request itself.
@@ -47,9 +48,10 @@ func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, 
 	if a.data != nil {
 		target = msg.Mutable(a.data).Message()
 	}
-	data = dropDataPK(r, data, a.pk != nil, func(k []byte) bool { return fieldByKey(target.Descriptor().Fields(), k) != nil })
+	fields := target.Descriptor().Fields()
+	data, members := r.dataFor(a.pk != nil, skip, func(k []byte) bool { return fieldByKey(fields, k) != nil })
 	if data != nil {
-		if e := checkKnownFields(target.Descriptor(), data); e != nil {
+		if e := checkKnownFields(target.Descriptor(), members); e != nil {
 			return nil, pg, e
 		}
 		if err := unmarshalJSON.Unmarshal(data, target.Interface()); err != nil {
@@ -66,12 +68,11 @@ func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, 
 	if a.kind == kindPatch && a.mask != nil && data != nil {
 		fm := msg.Mutable(a.mask).Message()
 		paths := fm.Mutable(fm.Descriptor().Fields().ByName("paths")).List()
-		fields := target.Descriptor().Fields()
-		eachMember(data, func(k, _ []byte) {
-			if f := fieldByKey(fields, k); f != nil {
+		for _, m := range members {
+			if f := fieldByKey(fields, m.key); f != nil {
 				paths.Append(protoreflect.ValueOfString(string(f.Name())))
 			}
-		})
+		}
 	}
 
 	if a.kind == kindList {
@@ -108,19 +109,17 @@ func fitsInt(f protoreflect.FieldDescriptor, n int64) bool {
 	return false
 }
 
-// readPage validates data.page and data.page_size and returns data without them.
-func (s *Server) readPage(data []byte) (page, []byte, *errorReply) {
+// readPage validates data.page and data.page_size; the request message gets data without
+// them (isPageKey).
+func (s *Server) readPage(r *request) (page, *errorReply) {
 	pg := page{number: 1, size: int64(s.opts.pageSize)}
-	if data == nil {
-		return pg, nil, nil
-	}
-	var rest []byte
 	var bad *errorReply
-	eachMember(data, func(k, v []byte) {
+	for _, m := range r.members {
+		k, v := m.key, m.value
 		switch {
 		case keyIs(k, "page"):
 			if isNull(v) {
-				return
+				continue
 			}
 			n, ok := jsonInt(v)
 			if !ok || n < 1 {
@@ -129,7 +128,7 @@ func (s *Server) readPage(data []byte) (page, []byte, *errorReply) {
 			pg.number = n
 		case keyIs(k, "page_size") || keyIs(k, "pageSize"):
 			if isNull(v) {
-				return
+				continue
 			}
 			n, ok := jsonInt(v)
 			if !ok || n < 1 {
@@ -138,38 +137,30 @@ func (s *Server) readPage(data []byte) (page, []byte, *errorReply) {
 				}
 			}
 			pg.size = min(n, int64(s.opts.maxPageSize))
-		default:
-			if rest == nil {
-				rest = append(rest, '{')
-			} else {
-				rest = append(rest, ',')
-			}
-			rest = append(append(append(rest, k...), ':'), v...)
 		}
-	})
-	if bad != nil {
-		return pg, nil, bad
 	}
-	if rest != nil {
-		rest = append(rest, '}')
-	}
-	return pg, rest, nil
+	return pg, bad
+}
+
+func isPageKey(k []byte) bool {
+	return keyIs(k, "page") || keyIs(k, "page_size") || keyIs(k, "pageSize")
 }
 
 // checkKnownFields refuses top-level keys the message does not have, DRF-style per field.
-func checkKnownFields(md protoreflect.MessageDescriptor, data []byte) *errorReply {
+func checkKnownFields(md protoreflect.MessageDescriptor, members []member) *errorReply {
 	var e *errorReply
 	fields := md.Fields()
-	eachMember(data, func(k, _ []byte) {
+	for _, m := range members {
+		k := m.key
 		if fieldByKey(fields, k) != nil {
-			return
+			continue
 		}
 		if e == nil {
 			e = &errorReply{Status: 400}
 		}
 		name, _ := jsonString(k)
 		e.Fields = append(e.Fields, fieldError{Field: name, Messages: []string{"Unknown field."}})
-	})
+	}
 	return e
 }
 
