@@ -250,16 +250,14 @@ func BenchmarkFramePath(b *testing.B) {
 				status = 201
 			}
 			b.ReportAllocs()
+			var r request // the read loop's is pooled with its frame buffer
 			for b.Loop() {
-				var r request
 				e := r.decode(frame)
 				if e != nil {
 					b.Fatal(e)
 				}
-				stream, _ := jsonString(r.stream)
-				name, _ := jsonString(r.action)
-				res := srv.catalog.Load().streams[stream]
-				a := res.actions[name]
+				res := srv.catalog.Load().streams[string(unquoted(r.stream))]
+				a := res.actions[r.name]
 				if _, _, e := srv.buildRequest(a, &r); e != nil {
 					b.Fatal(e)
 				}
