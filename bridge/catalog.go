@@ -67,6 +67,7 @@ type resource struct {
 	actions    map[string]*action
 	subscribe  *subscribeMethod // nil when the service has no Subscribe stream
 	model      protoreflect.MessageDescriptor
+	modelJSON  []byte  // the model's full name as a JSON string, or null: events carry it
 	permission string  // from the proto option; "" when unset
 	access     *access // the permissions, resolved when the catalog is built (permission.go)
 }
@@ -100,16 +101,19 @@ type action struct {
 
 // subscribeMethod is a resource's server-streaming Subscribe RPC.
 type subscribeMethod struct {
-	method  string
-	req     protoreflect.MessageDescriptor
-	pk      protoreflect.FieldDescriptor // request filter: pk (optional)
-	key     protoreflect.FieldDescriptor // what a subscription's pk is read as: pk, else the event's pk
-	actions protoreflect.FieldDescriptor // request filter: repeated string actions, or string action
-	event   protoreflect.MessageDescriptor
-	evActon protoreflect.FieldDescriptor
-	evPK    protoreflect.FieldDescriptor
-	evData  protoreflect.FieldDescriptor
-	desc    *grpc.StreamDesc
+	method string
+	req    protoreflect.MessageDescriptor
+	pk     protoreflect.FieldDescriptor // request filter: pk (optional)
+	key    protoreflect.FieldDescriptor // what a subscription's pk is read as: pk, else the event's pk
+	// dataHasPK: the event's data message has a field pk, so a DCRF delete event's data
+	// gets no pk of the bridge's (event.go).
+	dataHasPK bool
+	actions   protoreflect.FieldDescriptor // request filter: repeated string actions, or string action
+	event     protoreflect.MessageDescriptor
+	evActon   protoreflect.FieldDescriptor
+	evPK      protoreflect.FieldDescriptor
+	evData    protoreflect.FieldDescriptor
+	desc      *grpc.StreamDesc
 }
 
 // names lists the stream names of the catalog, sorted.
@@ -152,6 +156,10 @@ func buildCatalogWith(sources []serviceSource, cfg catalogConfig) (*catalog, err
 			return fmt.Errorf("stream %q is claimed by both %s and %s", r.stream, prev.service.FullName(), r.service.FullName())
 		}
 		r.access = resolveAccess(r, cfg.access)
+		r.modelJSON = []byte("null")
+		if r.model != nil {
+			r.modelJSON = appendJSONString(nil, string(r.model.FullName()))
+		}
 		c.streams[r.stream] = r
 		return nil
 	}
@@ -465,6 +473,7 @@ func newSubscribeMethod(path string, md protoreflect.MethodDescriptor) (*subscri
 	if s.key == nil {
 		s.key = s.evPK
 	}
+	s.dataHasPK = s.evData.Message().Fields().ByName("pk") != nil
 	return s, nil
 }
 

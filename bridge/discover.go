@@ -151,7 +151,8 @@ func (s *Server) discoverLoop(ctx context.Context) {
 
 func (s *Server) discoverUntilReady(ctx context.Context) bool {
 	defer close(s.discovered)
-	delay := s.opts.discoveryRetry / 8
+	// The same backoff as upstream reconnects (backoff.go), up to the retry option.
+	backoff := newBackoff(s.opts.discoveryRetry/8, s.opts.discoveryRetry)
 	var hints discoveryHints // discover_hint.go
 	for {
 		cat, err := s.discover(ctx)
@@ -165,13 +166,11 @@ func (s *Server) discoverUntilReady(ctx context.Context) bool {
 			return false
 		}
 		s.hintDiscovery(&hints, err)
+		delay := backoff.NextBackOff()
 		s.opts.logger.Warn("discovery failed, retrying", "err", err, "in", delay)
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, delay) {
 			return false
-		case <-time.After(delay):
 		}
-		delay = min(delay*2, s.opts.discoveryRetry)
 	}
 }
 

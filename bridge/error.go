@@ -156,3 +156,11 @@ func fieldErrors(st *status.Status) []fieldError {
 	}
 	return out
 }
+
+// firstMessage is the first message of e, or its status text.
+func (e *errorReply) firstMessage() string {
+	if len(e.Messages) > 0 {
+		return e.Messages[0]
+	}
+	return http.StatusText(e.Status)
+}
