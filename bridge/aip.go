@@ -375,7 +375,7 @@ func servesResource(sd protoreflect.ServiceDescriptor, name string, rules map[st
 // keys fill the resource field (book) when it has them, and the request's other fields
 // (parent, book_id, validate_only, force) otherwise; pk fills the key field, also inside the
 // resource field (book.name).
-func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, page, *errorReply) {
+func buildAIPRequest(a *action, r *request, pd pageDefaults) (*dynamicpb.Message, page, *errorReply) {
 	var pg page
 	msg := dynamicpb.NewMessage(a.req)
 	if r.data != nil && r.data[0] != '{' {
@@ -386,10 +386,10 @@ func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, pag
 	if a.kind == kindList {
 		var e *errorReply
 		if a.pageToken != nil {
-			pg, token, e = s.readCursor(r)
+			pg, token, e = readCursor(r, pd)
 			skip = isCursorKey
 		} else {
-			pg, e = s.readPage(r)
+			pg, e = readPage(r, pd)
 			skip = isPageKey
 		}
 		if e != nil {
@@ -483,8 +483,8 @@ func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, pag
 // readCursor reads a cursor-paginated list's data.page_size and data.page_token; the request
 // message gets data without them (isCursorKey). data.page is refused: it would be silently
 // ignored.
-func (s *Server) readCursor(r *request) (pg page, token []byte, e *errorReply) {
-	pg = page{size: int64(s.opts.pageSize)}
+func readCursor(r *request, pd pageDefaults) (pg page, token []byte, e *errorReply) {
+	pg = page{size: pd.size}
 	for _, m := range r.members {
 		k, v := m.key, m.value
 		switch {
@@ -503,7 +503,7 @@ func (s *Server) readCursor(r *request) (pg page, token []byte, e *errorReply) {
 				}
 				continue
 			}
-			pg.size = min(n, int64(s.opts.maxPageSize))
+			pg.size = min(n, pd.max)
 		case keyIs(k, "page_token") || keyIs(k, "pageToken"):
 			if isNull(v) {
 				continue

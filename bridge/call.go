@@ -79,12 +79,9 @@ func pastDeadline(ctx context.Context) bool {
 	return ctx.Err() == context.DeadlineExceeded || ok && !time.Now().Before(dl)
 }
 
-// isDraining is read on every request, so it takes no lock.
-func (s *Server) isDraining() bool { return s.draining.Load() }
-
 // call makes the unary gRPC call of an action and replies with its result.
 func (c *conn) call(res *resource, a *action, r *request) {
-	req, pg, e := c.srv.buildRequest(a, r)
+	req, pg, e := buildRequest(a, r, c.srv.pages) // transcode.go
 	if e != nil {
 		c.replyError(r, e)
 		return

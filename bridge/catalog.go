@@ -3,7 +3,6 @@ package bridge
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode"
 
@@ -515,30 +514,4 @@ func snakeCase(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// parseKey converts a pk as sent in a frame (a JSON string or number, raw) to the key field's
-// value. ok is false when the pk cannot be read as the key's type.
-func parseKey(f protoreflect.FieldDescriptor, raw []byte) (protoreflect.Value, bool) {
-	s, ok := jsonScalarText(raw)
-	if !ok {
-		return protoreflect.Value{}, false
-	}
-	switch f.Kind() {
-	case protoreflect.StringKind:
-		return protoreflect.ValueOfString(s), true
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-		n, err := strconv.ParseInt(s, 10, 32)
-		return protoreflect.ValueOfInt32(int32(n)), err == nil
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		n, err := strconv.ParseInt(s, 10, 64)
-		return protoreflect.ValueOfInt64(n), err == nil
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		n, err := strconv.ParseUint(s, 10, 32)
-		return protoreflect.ValueOfUint32(uint32(n)), err == nil
-	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		n, err := strconv.ParseUint(s, 10, 64)
-		return protoreflect.ValueOfUint64(n), err == nil
-	}
-	return protoreflect.Value{}, false
 }

@@ -136,7 +136,7 @@ func FuzzBuildRequest(f *testing.F) {
 			if a == nil {
 				continue
 			}
-			msg, pg, e := s.buildRequest(a, &r)
+			msg, pg, e := buildRequest(a, &r, pagesOf(&s.opts))
 			if e != nil {
 				if out := appendErrorReply(nil, &r, e); !json.Valid(out) {
 					t.Fatalf("%s: invalid error reply %q for frame %q", a.name, out, frame)

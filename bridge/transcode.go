@@ -23,10 +23,17 @@ type page struct {
 	number, size int64
 }
 
-// buildRequest turns a request frame into the action's request message.
-func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, *errorReply) {
+// pageDefaults are a list's page size when the client names none, and its largest.
+type pageDefaults struct{ size, max int64 }
+
+func pagesOf(o *options) pageDefaults {
+	return pageDefaults{size: int64(o.pageSize), max: int64(o.maxPageSize)}
+}
+
+// buildRequest turns a decoded request into the action's request message.
+func buildRequest(a *action, r *request, pd pageDefaults) (*dynamicpb.Message, page, *errorReply) {
 	if a.aip {
-		return s.buildAIPRequest(a, r) // aip.go
+		return buildAIPRequest(a, r, pd) // aip.go
 	}
 	var pg page
 	msg := dynamicpb.NewMessage(a.req)
@@ -37,7 +44,7 @@ func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, 
 	var skip func(k []byte) bool
 	if a.kind == kindList {
 		var e *errorReply
-		if pg, e = s.readPage(r); e != nil {
+		if pg, e = readPage(r, pd); e != nil {
 			return nil, pg, e
 		}
 		skip = isPageKey
@@ -111,8 +118,8 @@ func fitsInt(f protoreflect.FieldDescriptor, n int64) bool {
 
 // readPage validates data.page and data.page_size; the request message gets data without
 // them (isPageKey).
-func (s *Server) readPage(r *request) (page, *errorReply) {
-	pg := page{number: 1, size: int64(s.opts.pageSize)}
+func readPage(r *request, pd pageDefaults) (page, *errorReply) {
+	pg := page{number: 1, size: pd.size}
 	var bad *errorReply
 	for _, m := range r.members {
 		k, v := m.key, m.value
@@ -136,7 +143,7 @@ func (s *Server) readPage(r *request) (page, *errorReply) {
 					bad = errInvalidPageSz
 				}
 			}
-			pg.size = min(n, int64(s.opts.maxPageSize))
+			pg.size = min(n, pd.max)
 		}
 	}
 	return pg, bad
@@ -324,4 +331,30 @@ func setKey(msg protoreflect.Message, path []protoreflect.FieldDescriptor, a *ac
 	}
 	msg.Set(a.pk, v)
 	return nil
+}
+
+// parseKey converts a pk as sent in a frame (a JSON string or number, raw) to the key field's
+// value. ok is false when the pk cannot be read as the key's type.
+func parseKey(f protoreflect.FieldDescriptor, raw []byte) (protoreflect.Value, bool) {
+	s, ok := jsonScalarText(raw)
+	if !ok {
+		return protoreflect.Value{}, false
+	}
+	switch f.Kind() {
+	case protoreflect.StringKind:
+		return protoreflect.ValueOfString(s), true
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		n, err := strconv.ParseInt(s, 10, 32)
+		return protoreflect.ValueOfInt32(int32(n)), err == nil
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		n, err := strconv.ParseInt(s, 10, 64)
+		return protoreflect.ValueOfInt64(n), err == nil
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		n, err := strconv.ParseUint(s, 10, 32)
+		return protoreflect.ValueOfUint32(uint32(n)), err == nil
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		n, err := strconv.ParseUint(s, 10, 64)
+		return protoreflect.ValueOfUint64(n), err == nil
+	}
+	return protoreflect.Value{}, false
 }
