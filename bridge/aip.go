@@ -397,7 +397,7 @@ func buildAIPRequest(a *action, r *request, pd pageDefaults) (*dynamicpb.Message
 		}
 	}
 
-	_, members := r.dataFor(len(a.keyPath) > 0, skip, func(k []byte) bool {
+	_, members := dataFor(r, len(a.keyPath) > 0, skip, func(k []byte) bool {
 		return (a.data != nil && fieldByKey(a.data.Message().Fields(), k) != nil) || fieldByKey(a.req.Fields(), k) != nil
 	})
 	var body, rest []byte

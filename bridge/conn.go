@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -133,63 +132,6 @@ func (c *conn) serve() {
 			return
 		}
 	}
-}
-
-// inFrame is a frame read and its decoded request, pooled together: the request's raw
-// fields are slices of the frame.
-type inFrame struct {
-	buf bytes.Buffer
-	req request
-}
-
-var inFramePool = sync.Pool{New: func() any { return new(inFrame) }}
-
-func (f *inFrame) release() {
-	if f.buf.Cap() <= 64<<10 {
-		f.req = request{}
-		inFramePool.Put(f)
-	}
-}
-
-// dispatch handles one frame read by the read loop: it is decoded once, here, and every
-// later step reads the decoded request. Everything that is purely local, subscribe and
-// unsubscribe included, runs here, so the frames of a connection take effect in the order
-// they were received; only backend calls run on goroutines of their own. It reports false
-// when the connection ended while waiting for a request slot.
-func (c *conn) dispatch(in *inFrame) bool {
-	r := &in.req
-	e := r.decode(in.buf.Bytes()) // frame.go
-	if c.limiter != nil && !c.limiter.Allow() {
-		e = errTooManyReqs // guard.go
-	}
-	res, a := c.route(r, e) // call.go
-	if a == nil {
-		in.release()
-		return true
-	}
-	// Backpressure: at the in-flight limit, stop reading until a request finishes.
-	select {
-	case c.sem <- struct{}{}:
-	case <-c.ctx.Done():
-		in.release()
-		return false
-	}
-	if !c.startReq() {
-		// Shutdown is draining this connection: answer here, without starting anything.
-		<-c.sem
-		c.replyError(r, errShuttingDown)
-		in.release()
-		return true
-	}
-	go func() {
-		defer func() {
-			in.release()
-			<-c.sem
-			c.endReq()
-		}()
-		c.call(res, a, r)
-	}()
-	return true
 }
 
 // startReq counts a request in flight, unless the connection is draining.

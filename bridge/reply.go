@@ -1,9 +1,15 @@
 package bridge
 
-import "strconv"
+import (
+	"net/http"
+	"strconv"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+)
 
 // Reply encoding: every frame the bridge sends is appended to a pooled buffer by the
-// functions here, replies and events alike.
+// functions here, replies and events alike, and a response becomes a reply's data and meta.
 
 // nullJSON stands in for absent echo values.
 var nullJSON = []byte("null")
@@ -68,4 +74,119 @@ var emptyList = []byte("[]")
 // appendErrorReply appends the reply for a failed request.
 func appendErrorReply(b []byte, r *request, e *errorReply) []byte {
 	return appendReply(b, r.stream, r.action, nil, e.appendErrors(nil), e.Status, r.requestID, nil)
+}
+
+// appendResponseReply appends the reply to a successful call of a: the response as data,
+// a list's page as meta.
+func appendResponseReply(b []byte, res *resource, a *action, resp *dynamicpb.Message, pg page, requestID []byte, num bool) ([]byte, error) {
+	data := getBuf()
+	defer putBuf(data)
+	var err error
+	if *data, err = appendResponseDataAs(*data, a, resp, num); err != nil {
+		return b, err
+	}
+	var meta []byte
+	if a.kind == kindList {
+		meta = appendMeta(nil, a, resp, pg, num)
+	}
+	status := http.StatusOK
+	if a.kind == kindCreate {
+		status = http.StatusCreated
+	}
+	return appendReply(b, res.streamJSON, a.nameJSON, *data, nil, status, requestID, meta), nil
+}
+
+// appendResponseData appends a reply's data (and for list, its meta) for a response, with
+// 64-bit integers as strings.
+func appendResponseData(b []byte, a *action, resp *dynamicpb.Message) ([]byte, error) {
+	return appendResponseDataAs(b, a, resp, false)
+}
+
+// appendResponseDataAs is appendResponseData; num writes safe 64-bit integers as numbers
+// (WithInt64AsNumber).
+func appendResponseDataAs(b []byte, a *action, resp *dynamicpb.Message, num bool) ([]byte, error) {
+	switch a.kind {
+	case kindDelete:
+		return append(b, "{}"...), nil
+	case kindList:
+		list := resp.Get(a.items).List()
+		b = append(b, '[')
+		for i := 0; i < list.Len(); i++ {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = marshalAppend(b, list.Get(i).Message().Interface(), num); err != nil {
+				return b, err
+			}
+		}
+		return append(b, ']'), nil
+	}
+	return marshalAppend(b, resp, num)
+}
+
+// appendMeta appends a list reply's meta: the page used and the response's other scalars.
+func appendMeta(b []byte, a *action, resp *dynamicpb.Message, pg page, num bool) []byte {
+	if a.pageToken != nil {
+		return appendCursorMeta(b, a, resp, pg, num) // aip.go
+	}
+	b = append(b, `{"page":`...)
+	b = strconv.AppendInt(b, pg.number, 10)
+	b = append(b, `,"page_size":`...)
+	b = strconv.AppendInt(b, pg.size, 10)
+	for _, f := range a.meta {
+		b = append(b, ',')
+		b = appendJSONString(b, string(f.Name()))
+		b = append(b, ':')
+		b = appendScalar(b, f, resp.Get(f), num)
+	}
+	return append(b, '}')
+}
+
+// appendScalar writes one scalar field value as protojson would; num writes 64-bit integers
+// within ±(2^53−1) as numbers (WithInt64AsNumber).
+func appendScalar(b []byte, f protoreflect.FieldDescriptor, v protoreflect.Value, num bool) []byte {
+	switch f.Kind() {
+	case protoreflect.BoolKind:
+		return strconv.AppendBool(b, v.Bool())
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		return strconv.AppendInt(b, v.Int(), 10)
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		return strconv.AppendUint(b, v.Uint(), 10)
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		if n := v.Int(); num && n >= -maxSafeInt && n <= maxSafeInt {
+			return strconv.AppendInt(b, n, 10)
+		}
+		b = append(b, '"')
+		b = strconv.AppendInt(b, v.Int(), 10)
+		return append(b, '"')
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		if n := v.Uint(); num && n <= maxSafeInt {
+			return strconv.AppendUint(b, n, 10)
+		}
+		b = append(b, '"')
+		b = strconv.AppendUint(b, v.Uint(), 10)
+		return append(b, '"')
+	case protoreflect.StringKind:
+		return appendJSONString(b, v.String())
+	case protoreflect.EnumKind:
+		if ev := f.Enum().Values().ByNumber(v.Enum()); ev != nil {
+			return appendJSONString(b, string(ev.Name()))
+		}
+		return strconv.AppendInt(b, int64(v.Enum()), 10)
+	}
+	// Floats and bytes are rare in list meta; let protojson format them exactly.
+	m := dynamicpb.NewMessage(f.ContainingMessage())
+	m.Set(f, v)
+	out, err := marshalJSON.Marshal(m)
+	if err != nil {
+		return append(b, "null"...)
+	}
+	val := []byte("null")
+	eachMember(out, func(k, v []byte) {
+		if keyIs(k, string(f.Name())) {
+			val = v
+		}
+	})
+	return append(b, val...)
 }

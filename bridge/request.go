@@ -159,56 +159,6 @@ func (r *request) decode(frame []byte) *errorReply {
 	return nil
 }
 
-// dataFor is data as the request message gets it, and its members: without the members
-// skip names (the page members a list reads itself), and without data.pk when it was taken
-// as the request's key and has (the fields of the message data fills) has no field of that
-// name: the key then reaches the backend through the key field. A data.pk the action cannot
-// use stays, and is refused as an unknown field. data itself is returned when nothing is
-// left out; nil when only page members were.
-func (r *request) dataFor(usesKey bool, skip func(k []byte) bool, has func(k []byte) bool) ([]byte, []member) {
-	if r.members == nil {
-		return r.data, nil
-	}
-	dropPK := r.dataPK && usesKey
-	drop := func(k []byte) bool {
-		return (skip != nil && skip(k)) || (dropPK && keyIs(k, "pk") && !has(k))
-	}
-	n := 0
-	for _, m := range r.members {
-		if drop(m.key) {
-			n++
-		}
-	}
-	if n == 0 {
-		return r.data, r.members
-	}
-	var out []byte
-	kept := make([]member, 0, len(r.members)-n)
-	for _, m := range r.members {
-		if !drop(m.key) {
-			out = appendMember(out, m.key, m.value)
-			kept = append(kept, m)
-		}
-	}
-	if out == nil {
-		if skip != nil {
-			return nil, nil // only page members: as if there were no data
-		}
-		return []byte("{}"), kept
-	}
-	return append(out, '}'), kept
-}
-
-// appendMember appends k: v to the object being built in obj, opening it when obj is nil.
-func appendMember(obj, k, v []byte) []byte {
-	if obj == nil {
-		obj = append(obj, '{')
-	} else {
-		obj = append(obj, ',')
-	}
-	return append(append(append(obj, k...), ':'), v...)
-}
-
 // eventSet is a set of event kinds: the data.action of a subscription.
 type eventSet uint8
 

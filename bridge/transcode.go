@@ -56,7 +56,7 @@ func buildRequest(a *action, r *request, pd pageDefaults) (*dynamicpb.Message, p
 		target = msg.Mutable(a.data).Message()
 	}
 	fields := target.Descriptor().Fields()
-	data, members := r.dataFor(a.pk != nil, skip, func(k []byte) bool { return fieldByKey(fields, k) != nil })
+	data, members := dataFor(r, a.pk != nil, skip, func(k []byte) bool { return fieldByKey(fields, k) != nil })
 	if data != nil {
 		if e := checkKnownFields(target.Descriptor(), members); e != nil {
 			return nil, pg, e
@@ -99,6 +99,56 @@ func buildRequest(a *action, r *request, pd pageDefaults) (*dynamicpb.Message, p
 		}
 	}
 	return msg, pg, nil
+}
+
+// dataFor is data as the request message gets it, and its members: without the members
+// skip names (the page members a list reads itself), and without data.pk when it was taken
+// as the request's key and has (the fields of the message data fills) has no field of that
+// name: the key then reaches the backend through the key field. A data.pk the action cannot
+// use stays, and is refused as an unknown field. data itself is returned when nothing is
+// left out; nil when only page members were.
+func dataFor(r *request, usesKey bool, skip func(k []byte) bool, has func(k []byte) bool) ([]byte, []member) {
+	if r.members == nil {
+		return r.data, nil
+	}
+	dropPK := r.dataPK && usesKey
+	drop := func(k []byte) bool {
+		return (skip != nil && skip(k)) || (dropPK && keyIs(k, "pk") && !has(k))
+	}
+	n := 0
+	for _, m := range r.members {
+		if drop(m.key) {
+			n++
+		}
+	}
+	if n == 0 {
+		return r.data, r.members
+	}
+	var out []byte
+	kept := make([]member, 0, len(r.members)-n)
+	for _, m := range r.members {
+		if !drop(m.key) {
+			out = appendMember(out, m.key, m.value)
+			kept = append(kept, m)
+		}
+	}
+	if out == nil {
+		if skip != nil {
+			return nil, nil // only page members: as if there were no data
+		}
+		return []byte("{}"), kept
+	}
+	return append(out, '}'), kept
+}
+
+// appendMember appends k: v to the object being built in obj, opening it when obj is nil.
+func appendMember(obj, k, v []byte) []byte {
+	if obj == nil {
+		obj = append(obj, '{')
+	} else {
+		obj = append(obj, ',')
+	}
+	return append(append(append(obj, k...), ':'), v...)
 }
 
 // fitsInt reports whether the integer field f can hold n.
@@ -215,101 +265,6 @@ func intValue(f protoreflect.FieldDescriptor, n int64) protoreflect.Value {
 		return protoreflect.ValueOfUint64(uint64(n))
 	}
 	return protoreflect.ValueOfInt64(n)
-}
-
-// appendResponseData appends a reply's data (and for list, its meta) for a response, with
-// 64-bit integers as strings.
-func appendResponseData(b []byte, a *action, resp *dynamicpb.Message) ([]byte, error) {
-	return appendResponseDataAs(b, a, resp, false)
-}
-
-// appendResponseDataAs is appendResponseData; num writes safe 64-bit integers as numbers
-// (WithInt64AsNumber).
-func appendResponseDataAs(b []byte, a *action, resp *dynamicpb.Message, num bool) ([]byte, error) {
-	switch a.kind {
-	case kindDelete:
-		return append(b, "{}"...), nil
-	case kindList:
-		list := resp.Get(a.items).List()
-		b = append(b, '[')
-		for i := 0; i < list.Len(); i++ {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = marshalAppend(b, list.Get(i).Message().Interface(), num); err != nil {
-				return b, err
-			}
-		}
-		return append(b, ']'), nil
-	}
-	return marshalAppend(b, resp, num)
-}
-
-// appendMeta appends a list reply's meta: the page used and the response's other scalars.
-func appendMeta(b []byte, a *action, resp *dynamicpb.Message, pg page, num bool) []byte {
-	if a.pageToken != nil {
-		return appendCursorMeta(b, a, resp, pg, num) // aip.go
-	}
-	b = append(b, `{"page":`...)
-	b = strconv.AppendInt(b, pg.number, 10)
-	b = append(b, `,"page_size":`...)
-	b = strconv.AppendInt(b, pg.size, 10)
-	for _, f := range a.meta {
-		b = append(b, ',')
-		b = appendJSONString(b, string(f.Name()))
-		b = append(b, ':')
-		b = appendScalar(b, f, resp.Get(f), num)
-	}
-	return append(b, '}')
-}
-
-// appendScalar writes one scalar field value as protojson would; num writes 64-bit integers
-// within ±(2^53−1) as numbers (WithInt64AsNumber).
-func appendScalar(b []byte, f protoreflect.FieldDescriptor, v protoreflect.Value, num bool) []byte {
-	switch f.Kind() {
-	case protoreflect.BoolKind:
-		return strconv.AppendBool(b, v.Bool())
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-		return strconv.AppendInt(b, v.Int(), 10)
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		return strconv.AppendUint(b, v.Uint(), 10)
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		if n := v.Int(); num && n >= -maxSafeInt && n <= maxSafeInt {
-			return strconv.AppendInt(b, n, 10)
-		}
-		b = append(b, '"')
-		b = strconv.AppendInt(b, v.Int(), 10)
-		return append(b, '"')
-	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		if n := v.Uint(); num && n <= maxSafeInt {
-			return strconv.AppendUint(b, n, 10)
-		}
-		b = append(b, '"')
-		b = strconv.AppendUint(b, v.Uint(), 10)
-		return append(b, '"')
-	case protoreflect.StringKind:
-		return appendJSONString(b, v.String())
-	case protoreflect.EnumKind:
-		if ev := f.Enum().Values().ByNumber(v.Enum()); ev != nil {
-			return appendJSONString(b, string(ev.Name()))
-		}
-		return strconv.AppendInt(b, int64(v.Enum()), 10)
-	}
-	// Floats and bytes are rare in list meta; let protojson format them exactly.
-	m := dynamicpb.NewMessage(f.ContainingMessage())
-	m.Set(f, v)
-	out, err := marshalJSON.Marshal(m)
-	if err != nil {
-		return append(b, "null"...)
-	}
-	val := []byte("null")
-	eachMember(out, func(k, v []byte) {
-		if keyIs(k, string(f.Name())) {
-			val = v
-		}
-	})
-	return append(b, val...)
 }
 
 // setKey sets the request's key from pk, in msg or in the message reached through the
