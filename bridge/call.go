@@ -37,7 +37,7 @@ func (f *inFrame) release() {
 // when the connection ended while waiting for a request slot.
 func (c *conn) dispatch(in *inFrame) bool {
 	r := &in.req
-	e := r.decode(in.buf.Bytes()) // frame.go
+	e := r.decode(in.buf.Bytes()) // request.go
 	if c.limiter != nil && !c.limiter.Allow() {
 		e = errTooManyReqs // guard.go
 	}

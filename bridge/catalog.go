@@ -105,7 +105,7 @@ type subscribeMethod struct {
 	pk     protoreflect.FieldDescriptor // request filter: pk (optional)
 	key    protoreflect.FieldDescriptor // what a subscription's pk is read as: pk, else the event's pk
 	// dataHasPK: the event's data message has a field pk, so a DCRF delete event's data
-	// gets no pk of the bridge's (event.go).
+	// gets no pk of the bridge's (reply.go).
 	dataHasPK bool
 	actions   protoreflect.FieldDescriptor // request filter: repeated string actions, or string action
 	event     protoreflect.MessageDescriptor

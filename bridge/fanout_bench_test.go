@@ -62,7 +62,7 @@ func BenchmarkEventFanout(b *testing.B) {
 			for i := range conns {
 				conns[i] = &conn{srv: srv, writing: true} // no writer: frames stay queued
 				s := &subscription{conn: conns[i], up: up, stream: res.stream, requestID: []byte(`"s"`)}
-				s.tail = subscriptionEnd(s.requestID)
+				s.tail = appendFrameEnd(nil, s.requestID, nil)
 				up.subs = append(up.subs, s)
 			}
 			b.ReportAllocs()

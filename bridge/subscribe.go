@@ -14,7 +14,7 @@ import (
 // The subscription registry: which connection subscribed to what, and the upstream each
 // subscription shares. subscribe, unsubscribe and their DCRF forms run on the connection's
 // read loop, in the order the client sent them; the upstreams themselves live in upstream.go
-// and the frames they send are built in event.go.
+// and the frames they send are built in reply.go.
 
 // hub owns the upstream Subscribe streams. Identical subscriptions (same stream, filter and
 // forwarded identity) share one upstream; each event is encoded once and queued to every
@@ -137,7 +137,7 @@ func (h *hub) add(c *conn, res *resource, r *request, events eventSet, instance 
 		pkRaw:     slices.Clone(r.pk),
 		instance:  instance,
 	}
-	sub.tail = subscriptionEnd(sub.requestID) // event.go
+	sub.tail = appendFrameEnd(nil, sub.requestID, nil) // reply.go
 	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, events: f.events, identity: c.identityKey, instance: instance}
 
 	h.mu.Lock()

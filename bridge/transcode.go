@@ -14,8 +14,6 @@ var (
 	// Input accepts both field-name spellings and numbers or strings for integers; fields
 	// the message does not know are an error, never silently dropped.
 	unmarshalJSON = protojson.UnmarshalOptions{}
-	// Output uses proto field names, emits unpopulated fields, and int64 as strings.
-	marshalJSON = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
 )
 
 // page is the pagination a list request used.

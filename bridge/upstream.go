@@ -248,7 +248,7 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 		if up.key.hasPK && sm.pk == nil && ev.Get(sm.evPK).String() != up.key.pk {
 			continue // the backend's Subscribe has no pk filter: the key is checked only here
 		}
-		head, err := encodeEvent(up, ev, action, h.srv.opts.int64AsNumber) // event.go
+		head, err := encodeEvent(up, ev, action, h.srv.opts.int64AsNumber) // reply.go
 		if err != nil {
 			h.srv.opts.logger.Error("cannot encode event", "stream", up.key.stream, "err", err)
 			continue
