@@ -88,15 +88,20 @@ func FuzzDecodeRequest(f *testing.F) {
 	})
 }
 
-// pollsCatalog is the catalog of the polls example, from its compiled descriptors.
-func pollsCatalog(tb testing.TB) *catalog {
-	tb.Helper()
+// pollsSources are the services of the polls example, from its compiled descriptors.
+func pollsSources() []serviceSource {
 	svcs := pollsv1.File_polls_v1_polls_proto.Services()
 	var srcs []serviceSource
 	for i := 0; i < svcs.Len(); i++ {
 		srcs = append(srcs, serviceSource{desc: svcs.Get(i)})
 	}
-	cat, err := buildCatalog(srcs)
+	return srcs
+}
+
+// pollsCatalog is the catalog of the polls example, from its compiled descriptors.
+func pollsCatalog(tb testing.TB) *catalog {
+	tb.Helper()
+	cat, err := buildCatalog(pollsSources())
 	if err != nil {
 		tb.Fatal(err)
 	}
