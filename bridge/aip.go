@@ -33,10 +33,10 @@ const (
 var (
 	errNoEvents = newError(http.StatusNotImplemented,
 		"This stream has no events: its service has no Subscribe method following the bridge's event convention.")
-	errCursorPage = &Error{Status: http.StatusBadRequest, Fields: []FieldError{{Field: "page", Messages: []string{
+	errCursorPage = &errorReply{Status: http.StatusBadRequest, Fields: []fieldError{{Field: "page", Messages: []string{
 		"This list is paginated by cursor: send page_token (the previous reply's meta.next_page_token) instead of page.",
 	}}}}
-	errPageToken = &Error{Status: http.StatusBadRequest, Fields: []FieldError{{Field: "page_token", Messages: []string{"Not a valid string."}}}}
+	errPageToken = &errorReply{Status: http.StatusBadRequest, Fields: []fieldError{{Field: "page_token", Messages: []string{"Not a valid string."}}}}
 )
 
 // aipPrefixes are AIP's standard method names: the prefix, then the resource.
@@ -375,38 +375,41 @@ func servesResource(sd protoreflect.ServiceDescriptor, name string, rules map[st
 // keys fill the resource field (book) when it has them, and the request's other fields
 // (parent, book_id, validate_only, force) otherwise; pk fills the key field, also inside the
 // resource field (book.name).
-func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, page, *Error) {
+func buildAIPRequest(a *action, r *request, pd pageDefaults) (*dynamicpb.Message, page, *errorReply) {
 	var pg page
 	msg := dynamicpb.NewMessage(a.req)
-	data := r.data
-	if data != nil && data[0] != '{' {
+	if r.data != nil && r.data[0] != '{' {
 		return nil, pg, errDataNotObject
 	}
 	var token []byte
+	var skip func(k []byte) bool
 	if a.kind == kindList {
-		var e *Error
+		var e *errorReply
 		if a.pageToken != nil {
-			pg, token, data, e = s.readCursor(data)
+			pg, token, e = readCursor(r, pd)
+			skip = isCursorKey
 		} else {
-			pg, data, e = s.readPage(data)
+			pg, e = readPage(r, pd)
+			skip = isPageKey
 		}
 		if e != nil {
 			return nil, pg, e
 		}
 	}
 
-	data = dropDataPK(r, data, len(a.keyPath) > 0, func(k []byte) bool {
+	_, members := dataFor(r, len(a.keyPath) > 0, skip, func(k []byte) bool {
 		return (a.data != nil && fieldByKey(a.data.Message().Fields(), k) != nil) || fieldByKey(a.req.Fields(), k) != nil
 	})
 	var body, rest []byte
 	var bodyKeys []protoreflect.FieldDescriptor
-	var unknown *Error
-	eachMember(data, func(k, v []byte) {
+	var unknown *errorReply
+	for _, m := range members {
+		k, v := m.key, m.value
 		if a.data != nil {
 			if f := fieldByKey(a.data.Message().Fields(), k); f != nil {
 				body = appendMember(body, k, v)
 				bodyKeys = append(bodyKeys, f)
-				return
+				continue
 			}
 		}
 		if f := fieldByKey(a.req.Fields(), k); f != nil && f != a.data && f != a.mask {
@@ -414,14 +417,14 @@ func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, pag
 			if a.data == nil {
 				bodyKeys = append(bodyKeys, f)
 			}
-			return
+			continue
 		}
 		if unknown == nil {
-			unknown = &Error{Status: http.StatusBadRequest}
+			unknown = &errorReply{Status: http.StatusBadRequest}
 		}
 		name, _ := jsonString(k)
-		unknown.Fields = append(unknown.Fields, FieldError{Field: name, Messages: []string{"Unknown field."}})
-	})
+		unknown.Fields = append(unknown.Fields, fieldError{Field: name, Messages: []string{"Unknown field."}})
+	}
 	if unknown != nil {
 		return nil, pg, unknown
 	}
@@ -477,20 +480,13 @@ func (s *Server) buildAIPRequest(a *action, r *request) (*dynamicpb.Message, pag
 	return msg, pg, nil
 }
 
-func appendMember(obj, k, v []byte) []byte {
-	if obj == nil {
-		obj = append(obj, '{')
-	} else {
-		obj = append(obj, ',')
-	}
-	return append(append(append(obj, k...), ':'), v...)
-}
-
-// readCursor reads a cursor-paginated list's data.page_size and data.page_token and returns
-// data without them. data.page is refused: it would be silently ignored.
-func (s *Server) readCursor(data []byte) (pg page, token, rest []byte, e *Error) {
-	pg = page{size: int64(s.opts.pageSize)}
-	eachMember(data, func(k, v []byte) {
+// readCursor reads a cursor-paginated list's data.page_size and data.page_token; the request
+// message gets data without them (isCursorKey). data.page is refused: it would be silently
+// ignored.
+func readCursor(r *request, pd pageDefaults) (pg page, token []byte, e *errorReply) {
+	pg = page{size: pd.size}
+	for _, m := range r.members {
+		k, v := m.key, m.value
 		switch {
 		case keyIs(k, "page"):
 			if e == nil {
@@ -498,36 +494,35 @@ func (s *Server) readCursor(data []byte) (pg page, token, rest []byte, e *Error)
 			}
 		case keyIs(k, "page_size") || keyIs(k, "pageSize"):
 			if isNull(v) {
-				return
+				continue
 			}
 			n, ok := jsonInt(v)
 			if !ok || n < 1 {
 				if e == nil {
 					e = errInvalidPageSz
 				}
-				return
+				continue
 			}
-			pg.size = min(n, int64(s.opts.maxPageSize))
+			pg.size = min(n, pd.max)
 		case keyIs(k, "page_token") || keyIs(k, "pageToken"):
 			if isNull(v) {
-				return
+				continue
 			}
 			t, ok := jsonString(v)
 			if !ok {
 				if e == nil {
 					e = errPageToken
 				}
-				return
+				continue
 			}
 			token = []byte(t)
-		default:
-			rest = appendMember(rest, k, v)
 		}
-	})
-	if rest != nil {
-		rest = append(rest, '}')
 	}
-	return pg, token, rest, e
+	return pg, token, e
+}
+
+func isCursorKey(k []byte) bool {
+	return isPageKey(k) || keyIs(k, "page_token") || keyIs(k, "pageToken")
 }
 
 // appendCursorMeta is a cursor-paginated list's meta: the page size asked for, then the

@@ -94,7 +94,7 @@ func widgetFile(t *testing.T) *descriptorpb.FileDescriptorProto {
 	}
 }
 
-func widgetCatalog(t *testing.T, fdp *descriptorpb.FileDescriptorProto, cfg catalogConfig) *Catalog {
+func widgetCatalog(t *testing.T, fdp *descriptorpb.FileDescriptorProto, cfg catalogConfig) *catalog {
 	t.Helper()
 	fd, err := protodesc.NewFile(fdp, protoregistry.GlobalFiles)
 	if err != nil {
@@ -123,7 +123,7 @@ func actionList(res *resource) string {
 
 func TestAIPAnnotationsDecideActions(t *testing.T) {
 	cat := widgetCatalog(t, widgetFile(t), catalogConfig{})
-	if got := strings.Join(cat.Resources(), ","); got != "factories,gizmos" {
+	if got := strings.Join(cat.names(), ","); got != "factories,gizmos" {
 		t.Fatalf("streams %s, want factories (List method's plural) and gizmos (google.api.resource plural)", got)
 	}
 	w := cat.streams["gizmos"]
@@ -162,7 +162,7 @@ func TestAIPAnnotationsAsUnknownBytes(t *testing.T) {
 	}
 	cat := widgetCatalog(t, &fdp, catalogConfig{})
 	if w := cat.streams["gizmos"]; w == nil || w.actions["retrieve"].rule != ruleHTTP {
-		t.Fatalf("streams %v: annotations in unknown bytes were not read", cat.Resources())
+		t.Fatalf("streams %v: annotations in unknown bytes were not read", cat.names())
 	}
 }
 
@@ -183,7 +183,7 @@ http:
 		t.Fatal(err)
 	}
 	cat := widgetCatalog(t, widgetFile(t), catalogConfig{rules: rules, streams: map[string]string{"widgets.v1.Widget": "widgets"}})
-	if got := strings.Join(cat.Resources(), ","); got != "factories,widgets" {
+	if got := strings.Join(cat.names(), ","); got != "factories,widgets" {
 		t.Fatalf("streams %s: -stream widgets.v1.Widget=widgets must rename the stream", got)
 	}
 	// The file's PATCH beats the annotation's PUT; with a field mask it serves update too.
@@ -277,34 +277,34 @@ func TestBuildAIPRequest(t *testing.T) {
 		return out.String()
 	}
 
-	msg, _, e := s.buildRequest(w.actions["create"], &request{data: []byte(`{"color":"red","parent":"factories/1","validate_only":true}`)})
+	msg, _, e := buildRequest(w.actions["create"], testRequest(t, ``, `{"color":"red","parent":"factories/1","validate_only":true}`), pagesOf(&s.opts))
 	if e != nil {
 		t.Fatal(e)
 	}
 	if got := text(msg); got != `{"parent":"factories/1","widget":{"name":"","color":"red","size":0},"validate_only":true}` {
 		t.Errorf("create: %s", got)
 	}
-	msg, _, e = s.buildRequest(w.actions["update"], &request{pk: []byte(`"factories/1/widgets/2"`), data: []byte(`{"size":3}`)})
+	msg, _, e = buildRequest(w.actions["update"], testRequest(t, `"factories/1/widgets/2"`, `{"size":3}`), pagesOf(&s.opts))
 	if e != nil {
 		t.Fatal(e)
 	}
 	if got := text(msg); got != `{"widget":{"name":"factories/1/widgets/2","color":"","size":3},"update_mask":null} mask *` {
 		t.Errorf("update: %s", got)
 	}
-	if _, _, e := s.buildRequest(w.actions["update"], &request{data: []byte(`{"size":3}`)}); e != errNotFound {
+	if _, _, e := buildRequest(w.actions["update"], testRequest(t, ``, `{"size":3}`), pagesOf(&s.opts)); e != errNotFound {
 		t.Errorf("update without pk: %v", e)
 	}
-	if _, _, e := s.buildRequest(w.actions["create"], &request{data: []byte(`{"colour":"red"}`)}); e == nil || e.Fields[0].Field != "colour" {
+	if _, _, e := buildRequest(w.actions["create"], testRequest(t, ``, `{"colour":"red"}`), pagesOf(&s.opts)); e == nil || e.Fields[0].Field != "colour" {
 		t.Errorf("unknown field: %v", e)
 	}
-	msg, pg, e := s.buildRequest(w.actions["list"], &request{data: []byte(`{"parent":"factories/1","page_size":5000,"page_token":"abc"}`)})
+	msg, pg, e := buildRequest(w.actions["list"], testRequest(t, ``, `{"parent":"factories/1","page_size":5000,"page_token":"abc"}`), pagesOf(&s.opts))
 	if e != nil {
 		t.Fatal(e)
 	}
 	if got := text(msg); got != `{"parent":"factories/1","page_size":1000,"page_token":"abc"}` || pg.size != 1000 {
 		t.Errorf("list: %s (page size %d)", got, pg.size)
 	}
-	if _, _, e := s.buildRequest(w.actions["list"], &request{data: []byte(`{"page":2}`)}); e != errCursorPage {
+	if _, _, e := buildRequest(w.actions["list"], testRequest(t, ``, `{"page":2}`), pagesOf(&s.opts)); e != errCursorPage {
 		t.Errorf("page on a cursor list: %v", e)
 	}
 
@@ -313,7 +313,7 @@ func TestBuildAIPRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	w = widgetCatalog(t, widgetFile(t), catalogConfig{rules: rules}).streams["gizmos"]
-	msg, _, e = s.buildRequest(w.actions["patch"], &request{pk: []byte(`"factories/1/widgets/2"`), data: []byte(`{"size":3,"color":"blue"}`)})
+	msg, _, e = buildRequest(w.actions["patch"], testRequest(t, `"factories/1/widgets/2"`, `{"size":3,"color":"blue"}`), pagesOf(&s.opts))
 	if e != nil {
 		t.Fatal(e)
 	}
@@ -330,7 +330,7 @@ func TestAIPServiceWithoutStandardMethodsIsHidden(t *testing.T) {
 			{Name: proto.String("SayHello"), InputType: proto.String(".greet.Hello"), OutputType: proto.String(".greet.Hello")},
 		}}}}
 	if cat := widgetCatalog(t, fdp, catalogConfig{}); len(cat.streams) != 0 {
-		t.Fatalf("streams %v", cat.Resources())
+		t.Fatalf("streams %v", cat.names())
 	}
 }
 
@@ -396,13 +396,30 @@ func TestBridgeNamedServiceWithoutOptionIsHidden(t *testing.T) {
 			{Name: str("Retrieve"), InputType: str(".bn2.Thing"), OutputType: str(".bn2.Thing")},
 		}}}}
 	if cat := widgetCatalog(t, fdp, catalogConfig{}); len(cat.streams) != 0 || strings.Join(cat.hidden, ",") != "bn2.ThingService" {
-		t.Fatalf("streams %v hidden %v", cat.Resources(), cat.hidden)
+		t.Fatalf("streams %v hidden %v", cat.names(), cat.hidden)
 	}
 	rules, err := ParseHTTPRules([]byte("http:\n  rules:\n    - selector: bn2.ThingService.Retrieve\n      get: /v1/things/{pk}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(widgetCatalog(t, fdp, catalogConfig{rules: rules}).Resources(), ","); got != "things" {
+	if got := strings.Join(widgetCatalog(t, fdp, catalogConfig{rules: rules}).names(), ","); got != "things" {
 		t.Fatalf("with a rule: streams %s", got)
 	}
+}
+
+// testRequest decodes a request frame with pk and data (raw JSON; "" leaves either out).
+func testRequest(t *testing.T, pk, data string) *request {
+	t.Helper()
+	frame := `{"stream":"s","payload":{"action":"a"`
+	if pk != "" {
+		frame += `,"pk":` + pk
+	}
+	if data != "" {
+		frame += `,"data":` + data
+	}
+	r := new(request)
+	if e := r.decode([]byte(frame + "}}")); e != nil {
+		t.Fatalf("%s: %v", frame, e)
+	}
+	return r
 }

@@ -230,9 +230,9 @@ func BenchmarkFramePath(b *testing.B) {
 	if err := srv.WaitReady(ctx); err != nil {
 		b.Fatal(err)
 	}
-	res := srv.Catalog().streams["questions"]
+	res := srv.catalog.Load().streams["questions"]
 	if res == nil {
-		b.Fatalf("no questions stream in the catalog: %v", srv.Catalog().Resources())
+		b.Fatalf("no questions stream in the catalog: %v", srv.catalog.Load().names())
 	}
 
 	for _, call := range benchCalls {
@@ -250,16 +250,15 @@ func BenchmarkFramePath(b *testing.B) {
 				status = 201
 			}
 			b.ReportAllocs()
+			var r request // the read loop's is pooled with its frame buffer
 			for b.Loop() {
-				r, e := decodeRequest(frame)
+				e := r.decode(frame)
 				if e != nil {
 					b.Fatal(e)
 				}
-				stream, _ := jsonString(r.stream)
-				name, _ := jsonString(r.action)
-				res := srv.Catalog().streams[stream]
-				a := res.actions[name]
-				if _, _, e := srv.buildRequest(a, &r); e != nil {
+				res := srv.catalog.Load().streams[string(unquoted(r.stream))]
+				a := res.actions[r.name]
+				if _, _, e := buildRequest(a, &r, pagesOf(&srv.opts)); e != nil {
 					b.Fatal(e)
 				}
 				data := getBuf()

@@ -1,8 +1,10 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -12,12 +14,67 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 )
 
-// route decodes one request frame on the read loop and answers it there, unless it is a
-// backend call: then it returns the resource and action to call, with *r decoded. Every
-// frame ends in exactly one reply, except when the connection is gone.
-func (c *conn) route(frame []byte, r *request) (*resource, *action) {
-	var e *Error
-	*r, e = decodeRequest(frame)
+// inFrame is a frame read and its decoded request, pooled together: the request's raw
+// fields are slices of the frame.
+type inFrame struct {
+	buf bytes.Buffer
+	req request
+}
+
+var inFramePool = sync.Pool{New: func() any { return new(inFrame) }}
+
+func (f *inFrame) release() {
+	if f.buf.Cap() <= 64<<10 {
+		f.req = request{}
+		inFramePool.Put(f)
+	}
+}
+
+// dispatch handles one frame read by the read loop: it is decoded once, here, and every
+// later step reads the decoded request. Everything that is purely local, subscribe and
+// unsubscribe included, runs here, so the frames of a connection take effect in the order
+// they were received; only backend calls run on goroutines of their own. It reports false
+// when the connection ended while waiting for a request slot.
+func (c *conn) dispatch(in *inFrame) bool {
+	r := &in.req
+	e := r.decode(in.buf.Bytes()) // request.go
+	if c.limiter != nil && !c.limiter.Allow() {
+		e = errTooManyReqs // guard.go
+	}
+	res, a := c.route(r, e) // call.go
+	if a == nil {
+		in.release()
+		return true
+	}
+	// Backpressure: at the in-flight limit, stop reading until a request finishes.
+	select {
+	case c.sem <- struct{}{}:
+	case <-c.ctx.Done():
+		in.release()
+		return false
+	}
+	if !c.startReq() {
+		// Shutdown is draining this connection: answer here, without starting anything.
+		<-c.sem
+		c.replyError(r, errShuttingDown)
+		in.release()
+		return true
+	}
+	go func() {
+		defer func() {
+			in.release()
+			<-c.sem
+			c.endReq()
+		}()
+		c.call(res, a, r)
+	}()
+	return true
+}
+
+// route answers a decoded request on the read loop, or its decoding error e, unless it is a
+// backend call: then it returns the resource and action to call. Every frame ends in exactly
+// one reply, except when the connection is gone.
+func (c *conn) route(r *request, e *errorReply) (*resource, *action) {
 	if e != nil {
 		c.replyError(r, e)
 		return nil, nil
@@ -36,7 +93,7 @@ func (c *conn) route(frame []byte, r *request) (*resource, *action) {
 		c.replyError(r, errUnknownStream)
 		return nil, nil
 	}
-	name, _ := jsonString(r.action)
+	name := r.name
 	// DCRF's subscribe_instance and unsubscribe_instance (docs/protocol.md) are subscribe and
 	// unsubscribe to permissions.
 	perm := name
@@ -48,7 +105,7 @@ func (c *conn) route(frame []byte, r *request) (*resource, *action) {
 	}
 	// Permissions come before the action lookup: a denied client learns nothing about
 	// which actions exist (permission.go).
-	if !c.permitted(res, perm, r) {
+	if !res.permits(c.identity, perm, r.pk) {
 		c.replyError(r, errPermission)
 		return nil, nil
 	}
@@ -81,12 +138,9 @@ func pastDeadline(ctx context.Context) bool {
 	return ctx.Err() == context.DeadlineExceeded || ok && !time.Now().Before(dl)
 }
 
-// isDraining is read on every request, so it takes no lock.
-func (s *Server) isDraining() bool { return s.draining.Load() }
-
 // call makes the unary gRPC call of an action and replies with its result.
 func (c *conn) call(res *resource, a *action, r *request) {
-	req, pg, e := c.srv.buildRequest(a, r)
+	req, pg, e := buildRequest(a, r, c.srv.pages) // transcode.go
 	if e != nil {
 		c.replyError(r, e)
 		return
@@ -111,30 +165,18 @@ func (c *conn) call(res *resource, a *action, r *request) {
 		return
 	}
 
-	data := getBuf()
+	out := getBuf()
 	var err error
-	*data, err = appendResponseDataAs(*data, a, resp, c.srv.opts.int64AsNumber)
-	if err != nil {
-		putBuf(data)
+	if *out, err = appendResponseReply(*out, res, a, resp, pg, r.requestID, c.srv.opts.int64AsNumber); err != nil { // reply.go
+		putBuf(out)
 		c.replyError(r, newError(http.StatusBadGateway, "The backend's response could not be encoded: "+err.Error()))
 		return
 	}
-	var meta []byte
-	if a.kind == kindList {
-		meta = appendMeta(nil, a, resp, pg, c.srv.opts.int64AsNumber)
-	}
-	status := http.StatusOK
-	if a.kind == kindCreate {
-		status = http.StatusCreated
-	}
-	out := getBuf()
-	*out = appendReply(*out, res.streamJSON, a.nameJSON, *data, nil, status, r.requestID, meta)
-	putBuf(data)
 	c.reply(out)
 }
 
 // replyError answers a request with an error reply.
-func (c *conn) replyError(r *request, e *Error) {
+func (c *conn) replyError(r *request, e *errorReply) {
 	out := getBuf()
 	*out = appendErrorReply(*out, r, e)
 	c.reply(out)

@@ -3,7 +3,6 @@ package bridge
 import (
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"unicode"
 
@@ -28,20 +27,32 @@ const (
 	kindDelete
 )
 
-// standardActions maps conventional method names to their actions.
-var standardActions = map[string]actionKind{
-	"Create":   kindCreate,
-	"Retrieve": kindRetrieve,
-	"Update":   kindUpdate,
-	"Patch":    kindPatch,
-	"List":     kindList,
-	"Delete":   kindDelete,
+// kindNames are the actions' kinds as /schema names them; a standard kind's name is also its
+// action's name, and capitalized, the bridge's conventional method name (Create, Retrieve...).
+var kindNames = [...]string{
+	kindCustom:   "custom",
+	kindCreate:   "create",
+	kindRetrieve: "retrieve",
+	kindUpdate:   "update",
+	kindPatch:    "patch",
+	kindList:     "list",
+	kindDelete:   "delete",
 }
 
-// Catalog is the immutable set of resources the bridge exposes, built from descriptors.
+// standardKind is the kind of a method named after the bridge's conventions.
+func standardKind(method string) (actionKind, bool) {
+	for k := kindCreate; k <= kindDelete; k++ {
+		if n := kindNames[k]; len(method) == len(n) && method[0] == n[0]-'a'+'A' && method[1:] == n[1:] {
+			return k, true
+		}
+	}
+	return kindCustom, false
+}
+
+// catalog is the immutable set of resources the bridge exposes, built from descriptors.
 // Everything a request needs is resolved here once, so the hot path looks nothing up by name
 // beyond two map reads.
-type Catalog struct {
+type catalog struct {
 	streams map[string]*resource
 	hidden  []string // services seen but not exposed, for the warning of an empty catalog
 }
@@ -55,7 +66,9 @@ type resource struct {
 	actions    map[string]*action
 	subscribe  *subscribeMethod // nil when the service has no Subscribe stream
 	model      protoreflect.MessageDescriptor
-	permission string // from the proto option; "" when unset
+	modelJSON  []byte  // the model's full name as a JSON string, or null: events carry it
+	permission string  // from the proto option; "" when unset
+	access     *access // the permissions, resolved when the catalog is built (permission.go)
 }
 
 // action is one unary method reachable as an action of a resource.
@@ -87,19 +100,23 @@ type action struct {
 
 // subscribeMethod is a resource's server-streaming Subscribe RPC.
 type subscribeMethod struct {
-	method  string
-	req     protoreflect.MessageDescriptor
-	pk      protoreflect.FieldDescriptor // request filter: pk (optional)
-	actions protoreflect.FieldDescriptor // request filter: repeated string actions, or string action
-	event   protoreflect.MessageDescriptor
-	evActon protoreflect.FieldDescriptor
-	evPK    protoreflect.FieldDescriptor
-	evData  protoreflect.FieldDescriptor
-	desc    *grpc.StreamDesc
+	method string
+	req    protoreflect.MessageDescriptor
+	pk     protoreflect.FieldDescriptor // request filter: pk (optional)
+	key    protoreflect.FieldDescriptor // what a subscription's pk is read as: pk, else the event's pk
+	// dataHasPK: the event's data message has a field pk, so a DCRF delete event's data
+	// gets no pk of the bridge's (reply.go).
+	dataHasPK bool
+	actions   protoreflect.FieldDescriptor // request filter: repeated string actions, or string action
+	event     protoreflect.MessageDescriptor
+	evActon   protoreflect.FieldDescriptor
+	evPK      protoreflect.FieldDescriptor
+	evData    protoreflect.FieldDescriptor
+	desc      *grpc.StreamDesc
 }
 
-// Resources lists the stream names of the catalog, sorted.
-func (c *Catalog) Resources() []string {
+// names lists the stream names of the catalog, sorted.
+func (c *catalog) names() []string {
 	names := make([]string, 0, len(c.streams))
 	for n := range c.streams {
 		names = append(names, n)
@@ -119,10 +136,11 @@ type serviceSource struct {
 type catalogConfig struct {
 	rules   map[string]*annotations.HttpRule // HTTP rules by method full name (-http-rules)
 	streams map[string]string                // resource message full name → stream (-stream)
+	access  accessConfig                     // the configured permissions
 }
 
 // buildCatalog turns services into resources, with no configured HTTP rules.
-func buildCatalog(sources []serviceSource) (*Catalog, error) {
+func buildCatalog(sources []serviceSource) (*catalog, error) {
 	return buildCatalogWith(sources, catalogConfig{})
 }
 
@@ -130,11 +148,16 @@ func buildCatalog(sources []serviceSource) (*Catalog, error) {
 // option or named by the configuration is one stream; any other becomes one stream per
 // resource its standard methods serve (aip.go), and one with none is skipped: no frame can
 // reach it.
-func buildCatalogWith(sources []serviceSource, cfg catalogConfig) (*Catalog, error) {
-	c := &Catalog{streams: make(map[string]*resource)}
+func buildCatalogWith(sources []serviceSource, cfg catalogConfig) (*catalog, error) {
+	c := &catalog{streams: make(map[string]*resource)}
 	add := func(r *resource) error {
 		if prev, ok := c.streams[r.stream]; ok {
 			return fmt.Errorf("stream %q is claimed by both %s and %s", r.stream, prev.service.FullName(), r.service.FullName())
+		}
+		r.access = resolveAccess(r, cfg.access)
+		r.modelJSON = []byte("null")
+		if r.model != nil {
+			r.modelJSON = appendJSONString(nil, string(r.model.FullName()))
 		}
 		c.streams[r.stream] = r
 		return nil
@@ -264,7 +287,7 @@ func newAction(path string, md protoreflect.MethodDescriptor, opts *bridgev1.Act
 func usesBridgeNames(sd protoreflect.ServiceDescriptor) bool {
 	methods := sd.Methods()
 	for i := 0; i < methods.Len(); i++ {
-		if _, ok := standardActions[string(methods.Get(i).Name())]; ok {
+		if _, ok := standardKind(string(methods.Get(i).Name())); ok {
 			return true
 		}
 	}
@@ -289,7 +312,7 @@ func newActionWith(path string, md protoreflect.MethodDescriptor, opts *bridgev1
 		}
 		a.http = m
 	}
-	bridgeKind, bridgeName := standardActions[string(md.Name())]
+	bridgeKind, bridgeName := standardKind(string(md.Name()))
 	aipKind, _, aipName := aipMethod(string(md.Name()))
 	aipName = aipName && aipNames
 	httpKind, httpOK := kindCustom, false
@@ -445,6 +468,11 @@ func newSubscribeMethod(path string, md protoreflect.MethodDescriptor) (*subscri
 	if s.evData == nil || s.evData.Message() == nil || s.evData.IsList() {
 		return nil, fmt.Errorf("event %s needs a message field data", s.event.FullName())
 	}
+	s.key = s.pk
+	if s.key == nil {
+		s.key = s.evPK
+	}
+	s.dataHasPK = s.evData.Message().Fields().ByName("pk") != nil
 	return s, nil
 }
 
@@ -486,30 +514,4 @@ func snakeCase(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
-}
-
-// parseKey converts a pk as sent in a frame (a JSON string or number, raw) to the key field's
-// value. ok is false when the pk cannot be read as the key's type.
-func parseKey(f protoreflect.FieldDescriptor, raw []byte) (protoreflect.Value, bool) {
-	s, ok := jsonScalarText(raw)
-	if !ok {
-		return protoreflect.Value{}, false
-	}
-	switch f.Kind() {
-	case protoreflect.StringKind:
-		return protoreflect.ValueOfString(s), true
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-		n, err := strconv.ParseInt(s, 10, 32)
-		return protoreflect.ValueOfInt32(int32(n)), err == nil
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		n, err := strconv.ParseInt(s, 10, 64)
-		return protoreflect.ValueOfInt64(n), err == nil
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		n, err := strconv.ParseUint(s, 10, 32)
-		return protoreflect.ValueOfUint32(uint32(n)), err == nil
-	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		n, err := strconv.ParseUint(s, 10, 64)
-		return protoreflect.ValueOfUint64(n), err == nil
-	}
-	return protoreflect.Value{}, false
 }

@@ -139,7 +139,7 @@ func ParseConfig(data []byte) (*Config, error) {
 }
 
 // checkPolicy warns about configured streams the catalog does not have: most likely typos.
-func (s *Server) checkPolicy(cat *Catalog) {
+func (s *Server) checkPolicy(cat *catalog) {
 	for name := range s.opts.security.policy.Streams {
 		if cat.streams[name] == nil {
 			s.opts.logger.Warn("the permissions configuration names a stream no backend serves", "stream", name)

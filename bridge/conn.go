@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -91,8 +90,6 @@ func putBuf(b *[]byte) {
 	bufPool.Put(b)
 }
 
-var readBufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 func newConn(s *Server, ws *websocket.Conn) *conn {
 	c := &conn{srv: s, ws: ws, sem: make(chan struct{}, s.opts.maxInFlight)}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
@@ -121,66 +118,19 @@ func (c *conn) serve() {
 			c.closeWith(websocket.CloseUnsupportedData, "binary frames are not supported")
 			continue
 		}
-		buf := readBufPool.Get().(*bytes.Buffer)
-		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
-			readBufPool.Put(buf)
+		in := inFramePool.Get().(*inFrame)
+		in.buf.Reset()
+		if _, err := in.buf.ReadFrom(r); err != nil {
+			in.release()
 			if errors.Is(err, websocket.ErrReadLimit) {
 				c.closeWith(websocket.CloseMessageTooBig, "frame too big")
 				continue
 			}
 			return
 		}
-		if c.limiter != nil && !c.limiter.Allow() {
-			c.refuse(buf.Bytes(), errTooManyReqs)
-			readBufPool.Put(buf)
-			continue
-		}
-		if !c.dispatch(buf) {
+		if !c.dispatch(in) {
 			return
 		}
-	}
-}
-
-// dispatch handles one frame read by the read loop. Everything that is purely local,
-// subscribe and unsubscribe included, runs here, so the frames of a connection take effect
-// in the order they were received; only backend calls run on goroutines of their own.
-// It reports false when the connection ended while waiting for a request slot.
-func (c *conn) dispatch(buf *bytes.Buffer) bool {
-	var r request
-	res, a := c.route(buf.Bytes(), &r)
-	if a == nil {
-		putReadBuf(buf)
-		return true
-	}
-	// Backpressure: at the in-flight limit, stop reading until a request finishes.
-	select {
-	case c.sem <- struct{}{}:
-	case <-c.ctx.Done():
-		putReadBuf(buf)
-		return false
-	}
-	if !c.startReq() {
-		// Shutdown is draining this connection: answer here, without starting anything.
-		<-c.sem
-		c.replyError(&r, errShuttingDown)
-		putReadBuf(buf)
-		return true
-	}
-	go func() {
-		defer func() {
-			putReadBuf(buf)
-			<-c.sem
-			c.endReq()
-		}()
-		c.call(res, a, &r)
-	}()
-	return true
-}
-
-func putReadBuf(buf *bytes.Buffer) {
-	if buf.Cap() <= 64<<10 {
-		readBufPool.Put(buf)
 	}
 }
 

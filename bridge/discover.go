@@ -2,12 +2,15 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/jhump/protoreflect/v2/grpcreflect"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -23,7 +26,7 @@ func isInfrastructure(name protoreflect.FullName) bool {
 }
 
 // discover builds the catalog from the descriptor set, or else from each backend's reflection.
-func (s *Server) discover(ctx context.Context) (*Catalog, error) {
+func (s *Server) discover(ctx context.Context) (*catalog, error) {
 	var sources []serviceSource
 	if s.opts.descriptors != nil {
 		var err error
@@ -48,7 +51,9 @@ func (s *Server) discover(ctx context.Context) (*Catalog, error) {
 			return nil, fmt.Errorf("service %s named in the configuration was not found on any backend", svc)
 		}
 	}
-	return buildCatalogWith(sources, catalogConfig{rules: s.opts.httpRules, streams: s.opts.streams})
+	return buildCatalogWith(sources, catalogConfig{rules: s.opts.httpRules, streams: s.opts.streams, access: accessConfig{
+		policy: s.opts.security.policy, custom: s.opts.security.permissions, logger: s.opts.logger,
+	}})
 }
 
 func (s *Server) reflect(ctx context.Context, b *backendConn) ([]serviceSource, error) {
@@ -58,7 +63,7 @@ func (s *Server) reflect(ctx context.Context, b *backendConn) ([]serviceSource, 
 	defer client.Reset()
 	names, err := client.ListServices()
 	if err != nil {
-		return nil, fmt.Errorf("server reflection: %w", reflectionError(err)) // discover_hint.go
+		return nil, fmt.Errorf("server reflection: %w", reflectionError(err))
 	}
 	var out []serviceSource
 	for _, name := range names {
@@ -149,13 +154,14 @@ func (s *Server) discoverLoop(ctx context.Context) {
 
 func (s *Server) discoverUntilReady(ctx context.Context) bool {
 	defer close(s.discovered)
-	delay := s.opts.discoveryRetry / 8
-	var hints discoveryHints // discover_hint.go
+	// The same backoff as upstream reconnects (backoff.go), up to the retry option.
+	backoff := newBackoff(s.opts.discoveryRetry/8, s.opts.discoveryRetry)
+	var hints discoveryHints
 	for {
 		cat, err := s.discover(ctx)
 		if err == nil {
 			s.install(cat)
-			s.opts.logger.Info("backends discovered", "streams", cat.Resources())
+			s.opts.logger.Info("backends discovered", "streams", cat.names())
 			s.warnNoStreams(cat)
 			return true
 		}
@@ -163,20 +169,59 @@ func (s *Server) discoverUntilReady(ctx context.Context) bool {
 			return false
 		}
 		s.hintDiscovery(&hints, err)
+		delay := backoff.NextBackOff()
 		s.opts.logger.Warn("discovery failed, retrying", "err", err, "in", delay)
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, delay) {
 			return false
-		case <-time.After(delay):
 		}
-		delay = min(delay*2, s.opts.discoveryRetry)
 	}
 }
 
-// install swaps in a new catalog. Requests already under way, and upstream subscriptions,
-// keep the resources they started with.
-func (s *Server) install(cat *Catalog) {
+// install swaps in a new catalog: one store, since everything it holds was resolved when it
+// was built. Requests already under way, and upstream subscriptions, keep the resources they
+// started with.
+func (s *Server) install(cat *catalog) {
 	s.catalog.Store(cat)
-	s.sec.access.Clear() // permissions are cached per resource of the old catalog
-	s.checkPolicy(cat)   // config.go
+	s.checkPolicy(cat) // config.go
+}
+
+// Discovery problems a new user meets first get one explanation each, not only a retry line.
+
+// discoveryHints remembers which explanations were given during one discovery loop.
+type discoveryHints struct {
+	noReflection bool
+}
+
+// errNoReflection marks a backend that does not serve gRPC server reflection.
+var errNoReflection = errors.New("the backend does not serve gRPC server reflection")
+
+// reflectionError explains a failed ListServices: a backend without reflection answers
+// Unimplemented (unknown service grpc.reflection.v1alpha.ServerReflection).
+func reflectionError(err error) error {
+	if status.Code(err) == codes.Unimplemented || strings.Contains(err.Error(), "unknown service grpc.reflection.") {
+		return fmt.Errorf("%w: %w", errNoReflection, err)
+	}
+	return err
+}
+
+// hintDiscovery logs, once per discovery loop, what to do about a backend without reflection.
+func (s *Server) hintDiscovery(h *discoveryHints, err error) {
+	if errors.Is(err, errNoReflection) && !h.noReflection {
+		h.noReflection = true
+		s.opts.logger.Error("a backend does not serve gRPC server reflection, so the bridge cannot learn its services: " +
+			"register it in the backend (Go: reflection.Register(server)) or give the bridge a descriptor set " +
+			"(buf build -o set.binpb; -descriptor-set set.binpb)")
+	}
+}
+
+// warnNoStreams warns when discovery found services but exposes none: the bridge would
+// otherwise be ready with nothing to serve and say nothing.
+func (s *Server) warnNoStreams(cat *catalog) {
+	if len(cat.streams) > 0 {
+		return
+	}
+	s.opts.logger.Warn("no stream is exposed: no service has the bridge's resource option, a -stream, "+
+		"or AIP standard methods (GetBook, ListBooks, ...); mark a service with option (bridge.v1.resource) = {stream: \"...\"} "+
+		"or name it with -stream pkg.Service=stream",
+		"services", cat.hidden)
 }

@@ -11,29 +11,29 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Error is a failed request as the client sees it: an HTTP-style response_status and the
+// errorReply is a failed request as the client sees it: an HTTP-style response_status and the
 // reply's errors list.
-type Error struct {
+type errorReply struct {
 	// Status is the reply's response_status.
 	Status int
 	// Messages are the plain error strings of the reply's errors list.
 	Messages []string
 	// Fields, when set, is DRF-style field validation: the errors list holds one object
 	// mapping each field to its messages, in the order of the fields.
-	Fields []FieldError
+	Fields []fieldError
 }
 
-// FieldError is one field's validation messages.
-type FieldError struct {
+// fieldError is one field's validation messages.
+type fieldError struct {
 	Field    string
 	Messages []string
 }
 
-func newError(status int, messages ...string) *Error {
-	return &Error{Status: status, Messages: messages}
+func newError(status int, messages ...string) *errorReply {
+	return &errorReply{Status: status, Messages: messages}
 }
 
-func (e *Error) Error() string {
+func (e *errorReply) Error() string {
 	if len(e.Messages) > 0 {
 		return http.StatusText(e.Status) + ": " + e.Messages[0]
 	}
@@ -44,7 +44,7 @@ func (e *Error) Error() string {
 }
 
 // appendErrors appends the errors list as JSON.
-func (e *Error) appendErrors(b []byte) []byte {
+func (e *errorReply) appendErrors(b []byte) []byte {
 	b = append(b, '[')
 	if len(e.Fields) > 0 {
 		b = append(b, '{')
@@ -98,7 +98,7 @@ var (
 )
 
 // errorFromStatus maps a backend's gRPC status to the reply error.
-func errorFromStatus(st *status.Status) *Error {
+func errorFromStatus(st *status.Status) *errorReply {
 	code := st.Code()
 	switch code {
 	case codes.NotFound:
@@ -106,7 +106,7 @@ func errorFromStatus(st *status.Status) *Error {
 		return errNotFound
 	case codes.InvalidArgument:
 		if fe := fieldErrors(st); fe != nil {
-			return &Error{Status: http.StatusBadRequest, Fields: fe}
+			return &errorReply{Status: http.StatusBadRequest, Fields: fe}
 		}
 	}
 	msg := st.Message()
@@ -118,7 +118,7 @@ func errorFromStatus(st *status.Status) *Error {
 
 // errorFromCall maps the error of a gRPC call, including context errors the client library
 // returns without a status.
-func errorFromCall(err error) *Error {
+func errorFromCall(err error) *errorReply {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return newError(http.StatusGatewayTimeout, "The backend did not answer in time.")
@@ -129,8 +129,8 @@ func errorFromCall(err error) *Error {
 }
 
 // fieldErrors reads google.rpc.BadRequest field violations, merging repeated fields.
-func fieldErrors(st *status.Status) []FieldError {
-	var out []FieldError
+func fieldErrors(st *status.Status) []fieldError {
+	var out []fieldError
 	for _, d := range st.Details() {
 		br, ok := d.(*errdetails.BadRequest)
 		if !ok {
@@ -150,9 +150,17 @@ func fieldErrors(st *status.Status) []FieldError {
 				}
 			}
 			if !found {
-				out = append(out, FieldError{Field: field, Messages: []string{v.GetDescription()}})
+				out = append(out, fieldError{Field: field, Messages: []string{v.GetDescription()}})
 			}
 		}
 	}
 	return out
+}
+
+// firstMessage is the first message of e, or its status text.
+func (e *errorReply) firstMessage() string {
+	if len(e.Messages) > 0 {
+		return e.Messages[0]
+	}
+	return http.StatusText(e.Status)
 }

@@ -57,7 +57,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		r, e := decodeRequest(frame)
+		var r request
+		e := r.decode(frame)
 		if e == nil && (r.action == nil || r.stream == nil) {
 			t.Fatalf("no error but action %q stream %q", r.action, r.stream)
 		}
@@ -87,15 +88,20 @@ func FuzzDecodeRequest(f *testing.F) {
 	})
 }
 
-// pollsCatalog is the catalog of the polls example, from its compiled descriptors.
-func pollsCatalog(tb testing.TB) *Catalog {
-	tb.Helper()
+// pollsSources are the services of the polls example, from its compiled descriptors.
+func pollsSources() []serviceSource {
 	svcs := pollsv1.File_polls_v1_polls_proto.Services()
 	var srcs []serviceSource
 	for i := 0; i < svcs.Len(); i++ {
 		srcs = append(srcs, serviceSource{desc: svcs.Get(i)})
 	}
-	cat, err := buildCatalog(srcs)
+	return srcs
+}
+
+// pollsCatalog is the catalog of the polls example, from its compiled descriptors.
+func pollsCatalog(tb testing.TB) *catalog {
+	tb.Helper()
+	cat, err := buildCatalog(pollsSources())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -114,7 +120,8 @@ func FuzzBuildRequest(f *testing.F) {
 	}
 	slices.Sort(streams)
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		r, e := decodeRequest(frame)
+		var r request
+		e := r.decode(frame)
 		if e != nil {
 			return
 		}
@@ -134,7 +141,7 @@ func FuzzBuildRequest(f *testing.F) {
 			if a == nil {
 				continue
 			}
-			msg, pg, e := s.buildRequest(a, &r)
+			msg, pg, e := buildRequest(a, &r, pagesOf(&s.opts))
 			if e != nil {
 				if out := appendErrorReply(nil, &r, e); !json.Valid(out) {
 					t.Fatalf("%s: invalid error reply %q for frame %q", a.name, out, frame)

@@ -119,12 +119,6 @@ func (s *Server) newLimiter() *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(s.opts.security.rate), s.opts.security.burst)
 }
 
-// refuse answers a frame that will not be handled with e, echoing what it can.
-func (c *conn) refuse(frame []byte, e *Error) {
-	r, _ := decodeRequest(frame)
-	c.replyError(&r, e)
-}
-
 // initKeepAlive arms a new connection's idle deadline and its pong and ping handlers.
 func (c *conn) initKeepAlive() {
 	// Once the connection is closing, frames read are discarded unanswered, so a pong would

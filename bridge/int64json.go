@@ -3,26 +3,11 @@ package bridge
 import (
 	"strconv"
 
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // maxSafeInt is the largest integer a JSON number carries exactly in JavaScript (2^53−1).
 const maxSafeInt = 1<<53 - 1
-
-// marshalAppend appends m as protojson writes it; with num (WithInt64AsNumber) its 64-bit
-// integers within ±maxSafeInt become JSON numbers, as DRF writes ids, and larger ones stay
-// strings so no client rounds them.
-func marshalAppend(b []byte, m proto.Message, num bool) ([]byte, error) {
-	if !num {
-		return marshalJSON.MarshalAppend(b, m)
-	}
-	out, err := marshalJSON.Marshal(m)
-	if err != nil {
-		return b, err
-	}
-	return appendInt64Numbers(b, out, m.ProtoReflect().Descriptor()), nil
-}
 
 // appendInt64Numbers copies src, protojson of a message of md, with its safe 64-bit
 // integers unquoted. The descriptor says which strings are integers: a string field holding

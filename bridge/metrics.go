@@ -23,7 +23,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Connections:     int(s.nconns.Load()),
 		Subscriptions:   int(s.hub.subs.Load()),
-		UpstreamStreams: s.Upstreams(),
+		UpstreamStreams: int(s.hub.live.Load()),
 	}
 }
 

@@ -2,10 +2,10 @@ package bridge
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 // Permission decides whether a connection may run an action. id is nil for an anonymous
@@ -14,8 +14,8 @@ import (
 // event's key as text ("" when there is none).
 //
 // Allow is called for every request, and for permissions the bridge does not know to be
-// independent of the pk, for every event delivered to every subscriber while the event's
-// fan-out holds a lock: it must be fast and must not block.
+// independent of the pk, for every event delivered to every subscriber: it must be fast.
+// The bridge holds no lock while it runs.
 type Permission interface {
 	Allow(id *Identity, stream, action, pk string) bool
 }
@@ -186,24 +186,27 @@ func (a *access) of(action string) Permission {
 	return a.stream
 }
 
-// accessOf resolves (once per resource) the permissions of res.
-func (s *Server) accessOf(res *resource) *access {
-	if v, ok := s.sec.access.Load(res); ok {
-		return v.(*access)
-	}
-	v, _ := s.sec.access.LoadOrStore(res, s.resolveAccess(res))
-	return v.(*access)
+// accessConfig is what the options add to the proto's permissions.
+type accessConfig struct {
+	policy Policy
+	custom []Permission // WithPermissions: every decision includes them
+	logger *slog.Logger // for proto permissions the bridge cannot read
 }
 
-func (s *Server) resolveAccess(res *resource) *access {
-	pol := s.opts.security.policy
+// resolveAccess resolves the permissions of res, once, when its catalog is built.
+func resolveAccess(res *resource, cfg accessConfig) *access {
+	pol := cfg.policy
 	sp := pol.Streams[res.stream]
-	custom := s.opts.security.permissions
+	custom := cfg.custom
 	parse := func(what, text string) Permission {
 		p, err := ParsePermission(text)
 		if err != nil {
 			// Fail closed: a permission the bridge cannot read allows no one.
-			s.opts.logger.Error("invalid permission in proto option; denying", "stream", res.stream, "option", what, "err", err)
+			logger := cfg.logger
+			if logger == nil {
+				logger = slog.Default()
+			}
+			logger.Error("invalid permission in proto option; denying", "stream", res.stream, "option", what, "err", err)
 			return DenyAll
 		}
 		return p
@@ -254,24 +257,24 @@ func (s *Server) resolveAccess(res *resource) *access {
 	return acc
 }
 
-// permitted decides a request. pk is canonicalized through the key field when the action
-// has one, so that a permission sees the key the backend will.
-func (c *conn) permitted(res *resource, action string, r *request) bool {
-	acc := c.srv.accessOf(res)
+// permits decides a request on res. pk is canonicalized through the key field when the
+// action has one, so that a permission sees the key the backend will.
+func (res *resource) permits(id *Identity, action string, rawPK []byte) bool {
+	acc := res.access
 	p := acc.of(action)
 	// The usual permissions look at the identity only; reading the pk costs a parse.
 	pk := ""
 	if !identityOnly(p) {
-		pk = requestPK(res, action, r.pk)
+		pk = requestPK(res, action, rawPK)
 	}
-	if !p.Allow(c.identity, res.stream, action, pk) {
+	if !p.Allow(id, res.stream, action, pk) {
 		return false
 	}
 	if action == "subscribe" && !acc.eventPerEvent {
 		// A subscriber who may not retrieve would never receive an event: refuse now, and
 		// fan-out need not check anything. eventPerEvent is false only for identity-only
 		// permissions, so the pk is not needed.
-		return acc.event.Allow(c.identity, res.stream, "retrieve", pk)
+		return acc.event.Allow(id, res.stream, "retrieve", pk)
 	}
 	return true
 }
@@ -284,10 +287,7 @@ func requestPK(res *resource, action string, raw []byte) string {
 	switch action {
 	case "subscribe", "unsubscribe":
 		if sm := res.subscribe; sm != nil {
-			key = sm.pk
-			if key == nil {
-				key = sm.evPK
-			}
+			key = sm.key
 		}
 	default:
 		if a := res.actions[action]; a != nil {
@@ -303,21 +303,9 @@ func requestPK(res *resource, action string, raw []byte) string {
 	return s
 }
 
-// eventCheck reports whether the subscribers of up must each be checked for ev, and the
-// event's pk to check with.
-func (h *hub) eventCheck(up *upstream, ev *dynamicpb.Message) (bool, string) {
-	acc := h.srv.accessOf(up.res)
-	if !acc.eventPerEvent {
-		return false, ""
-	}
-	var pk string
-	if f := up.res.subscribe.evPK; f != nil {
-		pk = ev.Get(f).String()
-	}
-	return true, pk
-}
-
-// mayReceive reports whether the connection may see the event of pk on res.
-func (c *conn) mayReceive(res *resource, pk string) bool {
-	return c.srv.accessOf(res).event.Allow(c.identity, res.stream, "retrieve", pk)
+// mayReceive reports whether id may see the event of pk on res. Only called when
+// res.access.eventPerEvent; it runs the embedding program's code, so never under a lock
+// fan-out waits on.
+func (res *resource) mayReceive(id *Identity, pk string) bool {
+	return res.access.event.Allow(id, res.stream, "retrieve", pk)
 }

@@ -90,10 +90,7 @@ func TestPermissionPrecedence(t *testing.T) {
 			if res.permission != tc.resourcePerm || res.actions["create"].permission != tc.actionPerm {
 				t.Fatalf("catalog read permissions %q %q", res.permission, res.actions["create"].permission)
 			}
-			s := &Server{opts: defaultOptions()}
-			s.opts.logger = quiet
-			s.opts.security.policy = tc.policy
-			acc := s.resolveAccess(res)
+			acc := resolveAccess(res, accessConfig{policy: tc.policy, logger: quiet})
 			for action, want := range map[string]string{"create": tc.create, "retrieve": tc.retrieve, "explode": tc.unknown, "subscribe": tc.sub} {
 				if got := fmt.Sprint(acc.of(action)); got != want {
 					t.Fatalf("%s: %s, want %s", action, got, want)
@@ -107,9 +104,7 @@ func TestPermissionPrecedence(t *testing.T) {
 
 	// A custom permission makes every decision include it, and events are checked one by one.
 	res := permissionsService(t, "", "")
-	s := &Server{opts: defaultOptions()}
-	s.opts.security.permissions = []Permission{PermissionFunc(func(id *Identity, stream, action, pk string) bool { return pk != "7" })}
-	acc := s.resolveAccess(res)
+	acc := resolveAccess(res, accessConfig{custom: []Permission{PermissionFunc(func(id *Identity, stream, action, pk string) bool { return pk != "7" })}})
 	if !acc.eventPerEvent {
 		t.Fatal("a custom permission must be checked per event")
 	}

@@ -155,16 +155,6 @@ type schemaMap struct {
 	Value schemaType `json:"value"`
 }
 
-var kindNames = map[actionKind]string{
-	kindCustom:   "custom",
-	kindCreate:   "create",
-	kindRetrieve: "retrieve",
-	kindUpdate:   "update",
-	kindPatch:    "patch",
-	kindList:     "list",
-	kindDelete:   "delete",
-}
-
 // schemaPermission is the "permission" the schema shows for an action (a nil for subscribe):
 // the strings of the proto options as the catalog holds them, the action's own overriding
 // the resource's, "" meaning the bridge's configured default.
@@ -179,7 +169,7 @@ func (s *Server) schemaPermission(res *resource, a *action) string {
 // ("" for the stream's default): what the permission system resolved (permission.go).
 // HOOK(permissions): the schema and the debugger page show whatever this returns.
 func (s *Server) effectivePermission(res *resource, action string) string {
-	acc := s.accessOf(res)
+	acc := res.access
 	if action == "" {
 		return permissionText(acc.stream)
 	}
@@ -223,10 +213,10 @@ func encodeSchema(doc *schemaDoc) []byte {
 	return append(body, '\n')
 }
 
-func (s *Server) buildSchema(cat *Catalog) *schemaDoc {
+func (s *Server) buildSchema(cat *catalog) *schemaDoc {
 	b := &schemaBuilder{messages: map[string]*schemaMessage{}}
 	out := &schemaDoc{Streams: map[string]*schemaStream{}, Messages: b.messages}
-	for _, name := range cat.Resources() {
+	for _, name := range cat.names() {
 		res := cat.streams[name]
 		st := &schemaStream{
 			Stream:     res.stream,
@@ -326,11 +316,7 @@ func (s *Server) schemaSubscribe(b *schemaBuilder, res *resource, sm *subscribeM
 		Events:     append([]string(nil), eventActions...),
 	}
 	ss.EffectivePermission = s.effectivePermission(res, "subscribe")
-	key := sm.pk
-	if key == nil {
-		key = sm.evPK
-	}
-	if key != nil {
+	if key := sm.key; key != nil {
 		t := b.single(key)
 		ss.PK = &t
 	}
@@ -524,7 +510,7 @@ type schemaHandler struct {
 	srv *Server
 
 	mu   sync.Mutex
-	cat  *Catalog
+	cat  *catalog
 	body []byte
 }
 

@@ -43,7 +43,6 @@ func defaultSecurityOptions() securityOptions {
 // security is the Server's runtime state for securityOptions.
 type security struct {
 	open    atomic.Int64 // connections being set up or served
-	access  sync.Map     // *resource → *access
 	origins []originPattern
 	bg      sync.WaitGroup // the keep-alive loop
 	refused refusalLog     // rate-limited log of refused handshakes (refusal.go)

@@ -18,11 +18,12 @@ import (
 type Server struct {
 	opts     options
 	backends []*backendConn
-	catalog  atomic.Pointer[Catalog]
+	catalog  atomic.Pointer[catalog]
 	upgrader websocket.Upgrader
 	mux      *http.ServeMux
 	hub      *hub
-	sec      security // authentication and hardening state (security_option.go)
+	sec      security     // authentication and hardening state (security_option.go)
+	pages    pageDefaults // list paging, from the options
 
 	ctx        context.Context // the server's lifetime; cancelled by Shutdown
 	cancel     context.CancelFunc
@@ -48,6 +49,7 @@ func New(opts ...Option) (*Server, error) {
 	}
 	s := &Server{
 		opts:       o,
+		pages:      pagesOf(&o),
 		conns:      make(map[*conn]struct{}),
 		discovered: make(chan struct{}),
 		loopDone:   make(chan struct{}),
@@ -106,8 +108,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // shutting down.
 func (s *Server) Ready() bool { return s.catalog.Load() != nil && !s.draining.Load() }
 
-// Catalog returns the current catalog, or nil before discovery succeeded.
-func (s *Server) Catalog() *Catalog { return s.catalog.Load() }
+// isDraining is read on every request, so it takes no lock.
+func (s *Server) isDraining() bool { return s.draining.Load() }
 
 // WaitReady blocks until discovery succeeded or ctx ends.
 func (s *Server) WaitReady(ctx context.Context) error {

@@ -14,8 +14,6 @@ var (
 	// Input accepts both field-name spellings and numbers or strings for integers; fields
 	// the message does not know are an error, never silently dropped.
 	unmarshalJSON = protojson.UnmarshalOptions{}
-	// Output uses proto field names, emits unpopulated fields, and int64 as strings.
-	marshalJSON = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
 )
 
 // page is the pagination a list request used.
@@ -23,23 +21,31 @@ type page struct {
 	number, size int64
 }
 
-// buildRequest turns a request frame into the action's request message.
-func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, *Error) {
+// pageDefaults are a list's page size when the client names none, and its largest.
+type pageDefaults struct{ size, max int64 }
+
+func pagesOf(o *options) pageDefaults {
+	return pageDefaults{size: int64(o.pageSize), max: int64(o.maxPageSize)}
+}
+
+// buildRequest turns a decoded request into the action's request message.
+func buildRequest(a *action, r *request, pd pageDefaults) (*dynamicpb.Message, page, *errorReply) {
 	if a.aip {
-		return s.buildAIPRequest(a, r) // aip.go
+		return buildAIPRequest(a, r, pd) // aip.go
 	}
 	var pg page
 	msg := dynamicpb.NewMessage(a.req)
-	data := r.data
-	if data != nil && data[0] != '{' {
+	if r.data != nil && r.data[0] != '{' {
 		return nil, pg, errDataNotObject
 	}
 
+	var skip func(k []byte) bool
 	if a.kind == kindList {
-		var e *Error
-		if pg, data, e = s.readPage(data); e != nil {
+		var e *errorReply
+		if pg, e = readPage(r, pd); e != nil {
 			return nil, pg, e
 		}
+		skip = isPageKey
 	}
 
 	// The data object fills the request's "data" message, or else the request itself.
@@ -47,9 +53,10 @@ func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, 
 	if a.data != nil {
 		target = msg.Mutable(a.data).Message()
 	}
-	data = dropDataPK(r, data, a.pk != nil, func(k []byte) bool { return fieldByKey(target.Descriptor().Fields(), k) != nil })
+	fields := target.Descriptor().Fields()
+	data, members := dataFor(r, a.pk != nil, skip, func(k []byte) bool { return fieldByKey(fields, k) != nil })
 	if data != nil {
-		if e := checkKnownFields(target.Descriptor(), data); e != nil {
+		if e := checkKnownFields(target.Descriptor(), members); e != nil {
 			return nil, pg, e
 		}
 		if err := unmarshalJSON.Unmarshal(data, target.Interface()); err != nil {
@@ -66,12 +73,11 @@ func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, 
 	if a.kind == kindPatch && a.mask != nil && data != nil {
 		fm := msg.Mutable(a.mask).Message()
 		paths := fm.Mutable(fm.Descriptor().Fields().ByName("paths")).List()
-		fields := target.Descriptor().Fields()
-		eachMember(data, func(k, _ []byte) {
-			if f := fieldByKey(fields, k); f != nil {
+		for _, m := range members {
+			if f := fieldByKey(fields, m.key); f != nil {
 				paths.Append(protoreflect.ValueOfString(string(f.Name())))
 			}
-		})
+		}
 	}
 
 	if a.kind == kindList {
@@ -93,6 +99,56 @@ func (s *Server) buildRequest(a *action, r *request) (*dynamicpb.Message, page, 
 	return msg, pg, nil
 }
 
+// dataFor is data as the request message gets it, and its members: without the members
+// skip names (the page members a list reads itself), and without data.pk when it was taken
+// as the request's key and has (the fields of the message data fills) has no field of that
+// name: the key then reaches the backend through the key field. A data.pk the action cannot
+// use stays, and is refused as an unknown field. data itself is returned when nothing is
+// left out; nil when only page members were.
+func dataFor(r *request, usesKey bool, skip func(k []byte) bool, has func(k []byte) bool) ([]byte, []member) {
+	if r.members == nil {
+		return r.data, nil
+	}
+	dropPK := r.dataPK && usesKey
+	drop := func(k []byte) bool {
+		return (skip != nil && skip(k)) || (dropPK && keyIs(k, "pk") && !has(k))
+	}
+	n := 0
+	for _, m := range r.members {
+		if drop(m.key) {
+			n++
+		}
+	}
+	if n == 0 {
+		return r.data, r.members
+	}
+	var out []byte
+	kept := make([]member, 0, len(r.members)-n)
+	for _, m := range r.members {
+		if !drop(m.key) {
+			out = appendMember(out, m.key, m.value)
+			kept = append(kept, m)
+		}
+	}
+	if out == nil {
+		if skip != nil {
+			return nil, nil // only page members: as if there were no data
+		}
+		return []byte("{}"), kept
+	}
+	return append(out, '}'), kept
+}
+
+// appendMember appends k: v to the object being built in obj, opening it when obj is nil.
+func appendMember(obj, k, v []byte) []byte {
+	if obj == nil {
+		obj = append(obj, '{')
+	} else {
+		obj = append(obj, ',')
+	}
+	return append(append(append(obj, k...), ':'), v...)
+}
+
 // fitsInt reports whether the integer field f can hold n.
 func fitsInt(f protoreflect.FieldDescriptor, n int64) bool {
 	switch f.Kind() {
@@ -108,19 +164,17 @@ func fitsInt(f protoreflect.FieldDescriptor, n int64) bool {
 	return false
 }
 
-// readPage validates data.page and data.page_size and returns data without them.
-func (s *Server) readPage(data []byte) (page, []byte, *Error) {
-	pg := page{number: 1, size: int64(s.opts.pageSize)}
-	if data == nil {
-		return pg, nil, nil
-	}
-	var rest []byte
-	var bad *Error
-	eachMember(data, func(k, v []byte) {
+// readPage validates data.page and data.page_size; the request message gets data without
+// them (isPageKey).
+func readPage(r *request, pd pageDefaults) (page, *errorReply) {
+	pg := page{number: 1, size: pd.size}
+	var bad *errorReply
+	for _, m := range r.members {
+		k, v := m.key, m.value
 		switch {
 		case keyIs(k, "page"):
 			if isNull(v) {
-				return
+				continue
 			}
 			n, ok := jsonInt(v)
 			if !ok || n < 1 {
@@ -129,7 +183,7 @@ func (s *Server) readPage(data []byte) (page, []byte, *Error) {
 			pg.number = n
 		case keyIs(k, "page_size") || keyIs(k, "pageSize"):
 			if isNull(v) {
-				return
+				continue
 			}
 			n, ok := jsonInt(v)
 			if !ok || n < 1 {
@@ -137,39 +191,31 @@ func (s *Server) readPage(data []byte) (page, []byte, *Error) {
 					bad = errInvalidPageSz
 				}
 			}
-			pg.size = min(n, int64(s.opts.maxPageSize))
-		default:
-			if rest == nil {
-				rest = append(rest, '{')
-			} else {
-				rest = append(rest, ',')
-			}
-			rest = append(append(append(rest, k...), ':'), v...)
+			pg.size = min(n, pd.max)
 		}
-	})
-	if bad != nil {
-		return pg, nil, bad
 	}
-	if rest != nil {
-		rest = append(rest, '}')
-	}
-	return pg, rest, nil
+	return pg, bad
+}
+
+func isPageKey(k []byte) bool {
+	return keyIs(k, "page") || keyIs(k, "page_size") || keyIs(k, "pageSize")
 }
 
 // checkKnownFields refuses top-level keys the message does not have, DRF-style per field.
-func checkKnownFields(md protoreflect.MessageDescriptor, data []byte) *Error {
-	var e *Error
+func checkKnownFields(md protoreflect.MessageDescriptor, members []member) *errorReply {
+	var e *errorReply
 	fields := md.Fields()
-	eachMember(data, func(k, _ []byte) {
+	for _, m := range members {
+		k := m.key
 		if fieldByKey(fields, k) != nil {
-			return
+			continue
 		}
 		if e == nil {
-			e = &Error{Status: 400}
+			e = &errorReply{Status: 400}
 		}
 		name, _ := jsonString(k)
-		e.Fields = append(e.Fields, FieldError{Field: name, Messages: []string{"Unknown field."}})
-	})
+		e.Fields = append(e.Fields, fieldError{Field: name, Messages: []string{"Unknown field."}})
+	}
 	return e
 }
 
@@ -186,7 +232,7 @@ func fieldByKey(fields protoreflect.FieldDescriptors, key []byte) protoreflect.F
 
 // invalidData turns a protojson error into a 400 reply: a field error when the error names
 // a top-level field, else the message without the library's prefixes.
-func invalidData(md protoreflect.MessageDescriptor, err error) *Error {
+func invalidData(md protoreflect.MessageDescriptor, err error) *errorReply {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "proto:")
 	msg = strings.TrimSpace(msg)
@@ -200,7 +246,7 @@ func invalidData(md protoreflect.MessageDescriptor, err error) *Error {
 		kind, rest, _ := strings.Cut(rest, " field ")
 		name, _, _ := strings.Cut(rest, ":")
 		if f := md.Fields().ByJSONName(name); f != nil {
-			return &Error{Status: 400, Fields: []FieldError{{Field: string(f.Name()), Messages: []string{"Not a valid " + kind + "."}}}}
+			return &errorReply{Status: 400, Fields: []fieldError{{Field: string(f.Name()), Messages: []string{"Not a valid " + kind + "."}}}}
 		}
 	}
 	return newError(400, "Invalid data: "+msg)
@@ -219,105 +265,10 @@ func intValue(f protoreflect.FieldDescriptor, n int64) protoreflect.Value {
 	return protoreflect.ValueOfInt64(n)
 }
 
-// appendResponseData appends a reply's data (and for list, its meta) for a response, with
-// 64-bit integers as strings.
-func appendResponseData(b []byte, a *action, resp *dynamicpb.Message) ([]byte, error) {
-	return appendResponseDataAs(b, a, resp, false)
-}
-
-// appendResponseDataAs is appendResponseData; num writes safe 64-bit integers as numbers
-// (WithInt64AsNumber).
-func appendResponseDataAs(b []byte, a *action, resp *dynamicpb.Message, num bool) ([]byte, error) {
-	switch a.kind {
-	case kindDelete:
-		return append(b, "{}"...), nil
-	case kindList:
-		list := resp.Get(a.items).List()
-		b = append(b, '[')
-		for i := 0; i < list.Len(); i++ {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			var err error
-			if b, err = marshalAppend(b, list.Get(i).Message().Interface(), num); err != nil {
-				return b, err
-			}
-		}
-		return append(b, ']'), nil
-	}
-	return marshalAppend(b, resp, num)
-}
-
-// appendMeta appends a list reply's meta: the page used and the response's other scalars.
-func appendMeta(b []byte, a *action, resp *dynamicpb.Message, pg page, num bool) []byte {
-	if a.pageToken != nil {
-		return appendCursorMeta(b, a, resp, pg, num) // aip.go
-	}
-	b = append(b, `{"page":`...)
-	b = strconv.AppendInt(b, pg.number, 10)
-	b = append(b, `,"page_size":`...)
-	b = strconv.AppendInt(b, pg.size, 10)
-	for _, f := range a.meta {
-		b = append(b, ',')
-		b = appendJSONString(b, string(f.Name()))
-		b = append(b, ':')
-		b = appendScalar(b, f, resp.Get(f), num)
-	}
-	return append(b, '}')
-}
-
-// appendScalar writes one scalar field value as protojson would; num writes 64-bit integers
-// within ±(2^53−1) as numbers (WithInt64AsNumber).
-func appendScalar(b []byte, f protoreflect.FieldDescriptor, v protoreflect.Value, num bool) []byte {
-	switch f.Kind() {
-	case protoreflect.BoolKind:
-		return strconv.AppendBool(b, v.Bool())
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-		return strconv.AppendInt(b, v.Int(), 10)
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		return strconv.AppendUint(b, v.Uint(), 10)
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		if n := v.Int(); num && n >= -maxSafeInt && n <= maxSafeInt {
-			return strconv.AppendInt(b, n, 10)
-		}
-		b = append(b, '"')
-		b = strconv.AppendInt(b, v.Int(), 10)
-		return append(b, '"')
-	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		if n := v.Uint(); num && n <= maxSafeInt {
-			return strconv.AppendUint(b, n, 10)
-		}
-		b = append(b, '"')
-		b = strconv.AppendUint(b, v.Uint(), 10)
-		return append(b, '"')
-	case protoreflect.StringKind:
-		return appendJSONString(b, v.String())
-	case protoreflect.EnumKind:
-		if ev := f.Enum().Values().ByNumber(v.Enum()); ev != nil {
-			return appendJSONString(b, string(ev.Name()))
-		}
-		return strconv.AppendInt(b, int64(v.Enum()), 10)
-	}
-	// Floats and bytes are rare in list meta; let protojson format them exactly.
-	m := dynamicpb.NewMessage(f.ContainingMessage())
-	m.Set(f, v)
-	out, err := marshalJSON.Marshal(m)
-	if err != nil {
-		return append(b, "null"...)
-	}
-	val := []byte("null")
-	eachMember(out, func(k, v []byte) {
-		if keyIs(k, string(f.Name())) {
-			val = v
-		}
-	})
-	return append(b, val...)
-}
-
 // setKey sets the request's key from pk, in msg or in the message reached through the
 // fields of path. A detail action without a pk, and a pk the key's type cannot hold, are
 // not found.
-func setKey(msg protoreflect.Message, path []protoreflect.FieldDescriptor, a *action, pk []byte) *Error {
+func setKey(msg protoreflect.Message, path []protoreflect.FieldDescriptor, a *action, pk []byte) *errorReply {
 	if pk == nil {
 		if a.detail {
 			return errNotFound
@@ -333,4 +284,30 @@ func setKey(msg protoreflect.Message, path []protoreflect.FieldDescriptor, a *ac
 	}
 	msg.Set(a.pk, v)
 	return nil
+}
+
+// parseKey converts a pk as sent in a frame (a JSON string or number, raw) to the key field's
+// value. ok is false when the pk cannot be read as the key's type.
+func parseKey(f protoreflect.FieldDescriptor, raw []byte) (protoreflect.Value, bool) {
+	s, ok := jsonScalarText(raw)
+	if !ok {
+		return protoreflect.Value{}, false
+	}
+	switch f.Kind() {
+	case protoreflect.StringKind:
+		return protoreflect.ValueOfString(s), true
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		n, err := strconv.ParseInt(s, 10, 32)
+		return protoreflect.ValueOfInt32(int32(n)), err == nil
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		n, err := strconv.ParseInt(s, 10, 64)
+		return protoreflect.ValueOfInt64(n), err == nil
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		n, err := strconv.ParseUint(s, 10, 32)
+		return protoreflect.ValueOfUint32(uint32(n)), err == nil
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		n, err := strconv.ParseUint(s, 10, 64)
+		return protoreflect.ValueOfUint64(n), err == nil
+	}
+	return protoreflect.Value{}, false
 }

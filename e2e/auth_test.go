@@ -476,11 +476,11 @@ func TestUpstreamsPerIdentity(t *testing.T) {
 	bob := e.dialAs(k.hs256(t, claims("bob", nil)), nil)
 	wantStatus(t, ann1.do("questions", sub), 200)
 	wantStatus(t, ann2.do("questions", sub), 200)
-	if n := e.bridge.Upstreams(); n != 1 {
+	if n := e.bridge.Stats().UpstreamStreams; n != 1 {
 		t.Fatalf("%d upstreams for one identity, want 1", n)
 	}
 	wantStatus(t, bob.do("questions", sub), 200)
-	if n := e.bridge.Upstreams(); n != 2 {
+	if n := e.bridge.Stats().UpstreamStreams; n != 2 {
 		t.Fatalf("%d upstreams for two identities, want 2", n)
 	}
 	var subjects []string
@@ -534,7 +534,7 @@ func TestTokenExpiryCloses4001(t *testing.T) {
 		if now := time.Now(); now.Before(closeAt) {
 			t.Fatalf("closed %s before exp - margin", closeAt.Sub(now))
 		}
-		waitFor(t, "the subscription to end with the connection", func() bool { return e.bridge.Upstreams() == 0 })
+		waitFor(t, "the subscription to end with the connection", func() bool { return e.bridge.Stats().UpstreamStreams == 0 })
 		// A token expiring within the margin is refused outright.
 		ws, resp := handshake(t, e.url, "header", k.hs256(t, claims("ann", jwt.MapClaims{"exp": time.Now().Add(30 * time.Minute).Unix()})), nil)
 		wantRefused(t, ws, resp, http.StatusUnauthorized, "token within the margin")

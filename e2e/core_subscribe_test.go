@@ -134,7 +134,7 @@ func newFlakyEnv(t *testing.T) (*env, *flakyQuestions) {
 // stream broke.
 func outage(t *testing.T, e *env, f *flakyQuestions, c *client, mode int32, retries int64) (broke, last time.Time) {
 	t.Helper()
-	waitFor(t, "the upstream to be live", func() bool { return e.bridge.Upstreams() == 1 })
+	waitFor(t, "the upstream to be live", func() bool { return e.bridge.Stats().UpstreamStreams == 1 })
 	f.mode.Store(mode)
 	n0 := f.calls.Load()
 	broke = time.Now()

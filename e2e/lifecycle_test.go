@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -269,7 +268,7 @@ func TestDescriptorSetInsteadOfReflection(t *testing.T) {
 	}
 	var _ *protoregistry.Files = files
 	e := newEnv(t, bridge.WithDescriptors(files))
-	if got := strings.Join(e.bridge.Catalog().Resources(), ","); got != "choices,questions" {
+	if got := exposedStreams(t, e); got != "choices,questions" {
 		t.Fatalf("streams %s", got)
 	}
 	c := e.dial()
@@ -300,7 +299,7 @@ func TestRefreshPicksUpNewServices(t *testing.T) {
 	b := &backend{t: t, addr: lis.Addr().String(), db: t.TempDir() + "/polls.db"}
 	t.Cleanup(b.stop)
 	e := newEnvFor(t, b, bridge.WithRefresh(50*time.Millisecond))
-	if got := strings.Join(e.bridge.Catalog().Resources(), ","); got != "questions" {
+	if got := exposedStreams(t, e); got != "questions" {
 		t.Fatalf("streams %s, want questions", got)
 	}
 	c := e.dial()
@@ -309,7 +308,7 @@ func TestRefreshPicksUpNewServices(t *testing.T) {
 	gs.Stop()
 	b.start(b.addr)
 	waitFor(t, "the refresh to find choices", func() bool {
-		return strings.Join(e.bridge.Catalog().Resources(), ",") == "choices,questions"
+		return exposedStreams(t, e) == "choices,questions"
 	})
 	wantStatus(t, c.do("choices", map[string]any{"action": "list"}), 200)
 }

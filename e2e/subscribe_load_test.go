@@ -168,7 +168,7 @@ func TestSubscribeFanOut(t *testing.T) {
 	if err != nil {
 		t.Fatalf("subscribing: %v", err)
 	}
-	if n := e.bridge.Upstreams(); n != 1 {
+	if n := e.bridge.Stats().UpstreamStreams; n != 1 {
 		t.Fatalf("%d clients with the same subscription use %d upstream streams, want 1", clients, n)
 	}
 
@@ -183,7 +183,7 @@ func TestSubscribeFanOut(t *testing.T) {
 	if err := <-readers; err != nil {
 		t.Fatal(err)
 	}
-	if n := e.bridge.Upstreams(); n != 1 {
+	if n := e.bridge.Stats().UpstreamStreams; n != 1 {
 		t.Fatalf("%d upstream streams after the events, want 1", n)
 	}
 

@@ -48,7 +48,7 @@ func TestSubscribeRefusedByTheBackend(t *testing.T) {
 	c := e.dial()
 	f := c.do("questions", map[string]any{"action": "subscribe", "data": map[string]any{"action": "update"}})
 	wantErrors(t, f, 403, `["not for you"]`)
-	waitFor(t, "no upstream left", func() bool { return e.bridge.Stats().Subscriptions == 0 && e.bridge.Upstreams() == 0 })
+	waitFor(t, "no upstream left", func() bool { return e.bridge.Stats().Subscriptions == 0 && e.bridge.Stats().UpstreamStreams == 0 })
 }
 
 func TestSubscribeNeverConfirmedTimesOut(t *testing.T) {

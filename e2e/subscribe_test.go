@@ -143,7 +143,7 @@ func (c *client) subDelete(pk string) {
 
 func subWaitUpstreams(t *testing.T, e *env, n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d upstream streams", n), func() bool { return e.bridge.Upstreams() == n })
+	waitFor(t, fmt.Sprintf("%d upstream streams", n), func() bool { return e.bridge.Stats().UpstreamStreams == n })
 }
 
 func TestSubscribeReply(t *testing.T) {
@@ -398,7 +398,7 @@ func TestSubscribeErrors(t *testing.T) {
 
 	// None of these left a subscription or an upstream behind.
 	wantErrors(t, unsub(map[string]any{"data": map[string]any{"action": "update"}}), 404, `["Not found."]`)
-	if n := e.bridge.Upstreams(); n != 0 {
+	if n := e.bridge.Stats().UpstreamStreams; n != 0 {
 		t.Fatalf("%d upstreams after failed subscribes", n)
 	}
 }

@@ -1,0 +1,31 @@
+// Package bridge puts a WebSocket API in the channels-api protocol (Django's
+// channels-api and djangochannelsrestframework) in front of gRPC backends. A program
+// embedding it creates a [Server] with [New] and options, serves it as an http.Handler
+// (/ws, /healthz, /readyz, /metrics, /schema) and stops it with [Server.Shutdown].
+//
+// # The way a frame travels
+//
+// Each step is one file; read them in this order:
+//
+//   - server.go: the handshake (origin, connection limit and credentials: guard.go, auth.go)
+//     makes a conn.
+//   - conn.go: the connection's read loop reads each frame into a pooled buffer.
+//   - call.go: dispatch decodes the frame once (request.go, with the scanner of jsonscan.go)
+//     into a request that every later step reads; the rate limit (guard.go) and route follow:
+//     the stream's resource in the current catalog, its permission (permission.go), then
+//     subscribe and unsubscribe (subscribe.go) or a unary call on a goroutine of its own.
+//   - transcode.go (aip.go for AIP-style services): the request message, from the request.
+//   - call.go: the gRPC call, with the connection's context and the call deadline.
+//   - reply.go: the reply frame, from the response or the error (error.go).
+//   - conn.go: the reply is queued, and a writer goroutine writes it.
+//
+// Subscriptions take a side door: subscribe.go keeps each connection's subscriptions and
+// shares one upstream Subscribe stream among identical ones; upstream.go opens, pumps and
+// reopens that stream (with the backoff of backoff.go) and fans each event out, encoded once
+// (reply.go), to every subscriber's queue.
+//
+// The catalog (catalog.go), built by discovery (discover.go) from reflection or a descriptor
+// set, with HTTP rules (httprule.go) and AIP names (aip.go), holds everything a request
+// needs resolved once, permissions included; a new catalog replaces the old one in a
+// single atomic store. docs/architecture.md draws the same path.
+package bridge

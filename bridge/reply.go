@@ -1,0 +1,299 @@
+package bridge
+
+import (
+	"net/http"
+	"strconv"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
+)
+
+// Reply encoding: every frame the bridge sends is appended to a pooled buffer by the
+// functions here, replies and events alike, and a response becomes a reply's data and meta.
+
+// nullJSON stands in for absent echo values.
+var nullJSON = []byte("null")
+
+func orNull(b []byte) []byte {
+	if b == nil {
+		return nullJSON
+	}
+	return b
+}
+
+// Every frame the bridge sends is {"stream":..,"payload":{"action":.., members.., "request_id":..}}:
+// appendFrameHead writes up to the action, appendMemberTo each member, appendFrameEnd the
+// request_id and the closing braces. An event's head is shared by its subscribers, and each
+// gets its own end (the subscription's tail; see encodeEvent).
+
+// appendFrameHead begins a frame: {"stream":<stream>,"payload":{"action":<action>.
+func appendFrameHead(b, stream, action []byte) []byte {
+	b = append(b, `{"stream":`...)
+	b = append(b, orNull(stream)...)
+	b = append(b, `,"payload":{"action":`...)
+	return append(b, orNull(action)...)
+}
+
+// appendMemberTo appends ,"<name>":<raw> to a frame's payload.
+func appendMemberTo(b []byte, name string, raw []byte) []byte {
+	return append(appendKeyTo(b, name), orNull(raw)...)
+}
+
+// appendKeyTo appends ,"<name>": for a value the caller appends; name needs no escaping.
+func appendKeyTo(b []byte, name string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	return append(b, '"', ':')
+}
+
+// appendFrameEnd ends a frame: ,"request_id":<id>, then ,"meta":<meta> unless meta is nil.
+func appendFrameEnd(b, requestID, meta []byte) []byte {
+	b = appendMemberTo(b, "request_id", requestID)
+	if meta != nil {
+		b = appendMemberTo(b, "meta", meta)
+	}
+	return append(b, "}}"...)
+}
+
+// appendReply appends a reply frame. data and errs are raw JSON; meta is the raw JSON of the
+// list meta object, or nil to leave the key out.
+func appendReply(b, stream, action, data []byte, errs []byte, status int, requestID, meta []byte) []byte {
+	b = appendFrameHead(b, stream, action)
+	b = appendMemberTo(b, "data", data)
+	if errs == nil {
+		errs = emptyList
+	}
+	b = appendMemberTo(b, "errors", errs)
+	b = append(b, `,"response_status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	return appendFrameEnd(b, requestID, meta)
+}
+
+var emptyList = []byte("[]")
+
+// appendErrorReply appends the reply for a failed request.
+func appendErrorReply(b []byte, r *request, e *errorReply) []byte {
+	return appendReply(b, r.stream, r.action, nil, e.appendErrors(nil), e.Status, r.requestID, nil)
+}
+
+// appendResponseReply appends the reply to a successful call of a: the response as data,
+// a list's page as meta.
+func appendResponseReply(b []byte, res *resource, a *action, resp *dynamicpb.Message, pg page, requestID []byte, num bool) ([]byte, error) {
+	data := getBuf()
+	defer putBuf(data)
+	var err error
+	if *data, err = appendResponseDataAs(*data, a, resp, num); err != nil {
+		return b, err
+	}
+	var meta []byte
+	if a.kind == kindList {
+		meta = appendMeta(nil, a, resp, pg, num)
+	}
+	status := http.StatusOK
+	if a.kind == kindCreate {
+		status = http.StatusCreated
+	}
+	return appendReply(b, res.streamJSON, a.nameJSON, *data, nil, status, requestID, meta), nil
+}
+
+// appendResponseData appends a reply's data (and for list, its meta) for a response, with
+// 64-bit integers as strings.
+func appendResponseData(b []byte, a *action, resp *dynamicpb.Message) ([]byte, error) {
+	return appendResponseDataAs(b, a, resp, false)
+}
+
+// appendResponseDataAs is appendResponseData; num writes safe 64-bit integers as numbers
+// (WithInt64AsNumber).
+func appendResponseDataAs(b []byte, a *action, resp *dynamicpb.Message, num bool) ([]byte, error) {
+	switch a.kind {
+	case kindDelete:
+		return append(b, "{}"...), nil
+	case kindList:
+		list := resp.Get(a.items).List()
+		b = append(b, '[')
+		for i := 0; i < list.Len(); i++ {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = marshalAppend(b, list.Get(i).Message().Interface(), num); err != nil {
+				return b, err
+			}
+		}
+		return append(b, ']'), nil
+	}
+	return marshalAppend(b, resp, num)
+}
+
+// appendMeta appends a list reply's meta: the page used and the response's other scalars.
+func appendMeta(b []byte, a *action, resp *dynamicpb.Message, pg page, num bool) []byte {
+	if a.pageToken != nil {
+		return appendCursorMeta(b, a, resp, pg, num) // aip.go
+	}
+	b = append(b, `{"page":`...)
+	b = strconv.AppendInt(b, pg.number, 10)
+	b = append(b, `,"page_size":`...)
+	b = strconv.AppendInt(b, pg.size, 10)
+	for _, f := range a.meta {
+		b = append(b, ',')
+		b = appendJSONString(b, string(f.Name()))
+		b = append(b, ':')
+		b = appendScalar(b, f, resp.Get(f), num)
+	}
+	return append(b, '}')
+}
+
+// appendScalar writes one scalar field value as protojson would; num writes 64-bit integers
+// within ±(2^53−1) as numbers (WithInt64AsNumber).
+func appendScalar(b []byte, f protoreflect.FieldDescriptor, v protoreflect.Value, num bool) []byte {
+	switch f.Kind() {
+	case protoreflect.BoolKind:
+		return strconv.AppendBool(b, v.Bool())
+	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+		return strconv.AppendInt(b, v.Int(), 10)
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+		return strconv.AppendUint(b, v.Uint(), 10)
+	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+		if n := v.Int(); num && n >= -maxSafeInt && n <= maxSafeInt {
+			return strconv.AppendInt(b, n, 10)
+		}
+		b = append(b, '"')
+		b = strconv.AppendInt(b, v.Int(), 10)
+		return append(b, '"')
+	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		if n := v.Uint(); num && n <= maxSafeInt {
+			return strconv.AppendUint(b, n, 10)
+		}
+		b = append(b, '"')
+		b = strconv.AppendUint(b, v.Uint(), 10)
+		return append(b, '"')
+	case protoreflect.StringKind:
+		return appendJSONString(b, v.String())
+	case protoreflect.EnumKind:
+		if ev := f.Enum().Values().ByNumber(v.Enum()); ev != nil {
+			return appendJSONString(b, string(ev.Name()))
+		}
+		return strconv.AppendInt(b, int64(v.Enum()), 10)
+	}
+	// Floats and bytes are rare in list meta; let protojson format them exactly.
+	m := dynamicpb.NewMessage(f.ContainingMessage())
+	m.Set(f, v)
+	out, err := marshalJSON.Marshal(m)
+	if err != nil {
+		return append(b, "null"...)
+	}
+	val := []byte("null")
+	eachMember(out, func(k, v []byte) {
+		if keyIs(k, string(f.Name())) {
+			val = v
+		}
+	})
+	return append(b, val...)
+}
+
+// Output uses proto field names, emits unpopulated fields, and int64 as strings.
+var marshalJSON = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true}
+
+// marshalAppend appends m as protojson writes it; with num (WithInt64AsNumber) its 64-bit
+// integers within ±maxSafeInt become JSON numbers, as DRF writes ids, and larger ones stay
+// strings so no client rounds them.
+func marshalAppend(b []byte, m proto.Message, num bool) ([]byte, error) {
+	if !num {
+		return marshalJSON.MarshalAppend(b, m)
+	}
+	out, err := marshalJSON.Marshal(m)
+	if err != nil {
+		return b, err
+	}
+	return appendInt64Numbers(b, out, m.ProtoReflect().Descriptor()), nil
+}
+
+// The frames a subscription receives, built with the same encoder as every reply.
+// An event is encoded once into a head shared by all its subscribers:
+//
+//	{"stream":..,"payload":{"action":..,"pk":..,"data":..,"model":..
+//
+// and each subscriber's queue gets that head plus its own end, ,"request_id":..}} (the
+// subscription's tail), so fan-out copies no event bytes.
+
+// eventJSON are the event kinds as JSON strings, ready to splice into frames.
+var eventJSON = map[string][]byte{"create": []byte(`"create"`), "update": []byte(`"update"`), "delete": []byte(`"delete"`)}
+
+var (
+	subscribeJSON         = []byte(`"subscribe"`)
+	subscribeInstanceJSON = []byte(`"subscribe_instance"`)
+)
+
+// encodeEvent builds the head of an event frame, shared by all subscribers of up.
+func encodeEvent(up *upstream, ev *dynamicpb.Message, action string, num bool) ([]byte, error) {
+	res := up.res
+	sm := res.subscribe
+	b := make([]byte, 0, 256)
+	b = appendFrameHead(b, res.streamJSON, eventJSON[action])
+	b = appendKeyTo(b, "pk")
+	if sm.evPK != nil {
+		b = appendScalar(b, sm.evPK, ev.Get(sm.evPK), num)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = appendKeyTo(b, "data")
+	msg := ev.Get(sm.evData).Message().Interface()
+	if up.key.instance && action == "delete" && sm.evPK != nil && !sm.dataHasPK {
+		// DCRF's clients find a deleted instance by data.pk: it goes first in data, unless
+		// the resource has a field of that name.
+		data, err := marshalAppend(nil, msg, num)
+		if err != nil {
+			return nil, err
+		}
+		if data[0] == '{' {
+			b = append(b, `{"pk":`...)
+			b = appendScalar(b, sm.evPK, ev.Get(sm.evPK), num)
+			if data = data[skipSpace(data, 1):]; data[0] != '}' {
+				b = append(b, ',')
+			}
+		}
+		b = append(b, data...)
+	} else {
+		var err error
+		if b, err = marshalAppend(b, msg, num); err != nil {
+			return nil, err
+		}
+	}
+	return appendMemberTo(b, "model", res.modelJSON), nil
+}
+
+// confirm is the 200 reply to a subscribe, or with resumed the notice that a broken
+// upstream is back.
+func (s *subscription) confirm(resumed bool) outFrame {
+	action := subscribeJSON
+	var data []byte
+	if s.instance {
+		action = subscribeInstanceJSON
+		data = append(append(data, `{"pk":`...), s.pkRaw...)
+	} else {
+		data = append(append(data, `{"action":`...), s.actionRaw...)
+		if s.pkRaw != nil {
+			data = appendMemberTo(data, "pk", s.pkRaw)
+		}
+	}
+	if resumed {
+		data = append(data, `,"resumed":true`...)
+	}
+	data = append(data, '}')
+	buf := getBuf()
+	*buf = appendReply(*buf, s.up.res.streamJSON, action, data, nil, http.StatusOK, s.requestID, nil)
+	return outFrame{head: *buf, buf: buf}
+}
+
+// failure is the reply (or notice) that the subscription's upstream is unavailable.
+func (s *subscription) failure(e *errorReply) outFrame {
+	action := subscribeJSON
+	if s.instance {
+		action = subscribeInstanceJSON
+	}
+	buf := getBuf()
+	*buf = appendReply(*buf, s.up.res.streamJSON, action, nil, e.appendErrors(nil), e.Status, s.requestID, nil)
+	return outFrame{head: *buf, buf: buf}
+}

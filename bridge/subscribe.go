@@ -1,0 +1,327 @@
+package bridge
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// The subscription registry: which connection subscribed to what, and the upstream each
+// subscription shares. subscribe, unsubscribe and their DCRF forms run on the connection's
+// read loop, in the order the client sent them; the upstreams themselves live in upstream.go
+// and the frames they send are built in reply.go.
+
+// hub owns the upstream Subscribe streams. Identical subscriptions (same stream, filter and
+// forwarded identity) share one upstream; each event is encoded once and queued to every
+// subscriber with only its request_id differing.
+type hub struct {
+	srv *Server
+
+	mu        sync.Mutex // guards upstreams and every connSubs; taken before upstream.mu
+	upstreams map[subKey]*upstream
+	closed    bool
+	wg        sync.WaitGroup
+
+	live atomic.Int64 // upstream streams currently established
+	subs atomic.Int64 // client subscriptions, confirmed or waiting: read by /metrics without mu
+
+	// resumeAfter is how long a re-established stream must stay up, unless it delivers an
+	// event first, before its subscribers are told it resumed; stableAfter is how long it
+	// must stay up before the reconnect backoff starts again from its minimum. A backend
+	// that accepts a stream and breaks it at once thus gets spaced retries, and its
+	// subscribers one 503 notice and one resumed per outage. Fields so tests can shorten them.
+	resumeAfter time.Duration
+	stableAfter time.Duration
+}
+
+// subKey identifies an upstream.
+type subKey struct {
+	stream   string
+	pk       string // canonical key text; "" with hasPK false means any
+	hasPK    bool
+	events   eventSet
+	identity string
+	instance bool // subscribe_instance: delete events carry data.pk (encodeEvent)
+}
+
+// connSubs are one connection's subscriptions. Guarded by hub.mu.
+type connSubs struct {
+	list []*subscription
+}
+
+type subscription struct {
+	conn      *conn
+	up        *upstream
+	stream    string
+	requestID []byte // raw JSON as sent
+	filter    subFilter
+	actionRaw []byte // data.action as sent, for echoes
+	pkRaw     []byte // pk as sent, nil when absent
+	tail      []byte // `,"request_id":<id>}}`, appended to each shared event head
+	notified  bool   // got the 503 notice of the current outage; guarded by up.mu
+	allowed   uint64 // the last event the permission allowed it; the pump's alone (upstream.go)
+	instance  bool   // made by DCRF's subscribe_instance
+}
+
+type subFilter struct {
+	pk     string
+	hasPK  bool
+	events eventSet
+}
+
+func newHub(s *Server) *hub {
+	return &hub{srv: s, upstreams: make(map[subKey]*upstream), resumeAfter: time.Second, stableAfter: 10 * time.Second}
+}
+
+func (h *hub) subscribe(c *conn, res *resource, r *request) {
+	if res.subscribe == nil {
+		c.replyError(r, errNoEvents) // aip.go
+		return
+	}
+	if r.eventsErr != nil {
+		c.replyError(r, r.eventsErr)
+		return
+	}
+	h.add(c, res, r, r.events, false)
+}
+
+// instanceActions are the events of DCRF's subscribe_instance: one resource's changes.
+var instanceActions = eventOf("delete") | eventOf("update")
+
+var errPKRequired = &errorReply{Status: http.StatusBadRequest, Fields: []fieldError{{Field: "pk", Messages: []string{"This field is required."}}}}
+
+// subscribeInstance is djangochannelsrestframework's {"action": "subscribe_instance", "pk": 1}:
+// update and delete events of one resource, each event carrying the subscribe's request_id,
+// and a delete event's data holding pk (docs/protocol.md, "The DCRF dialect").
+func (h *hub) subscribeInstance(c *conn, res *resource, r *request) {
+	if res.subscribe == nil {
+		c.replyError(r, errNoEvents)
+		return
+	}
+	if r.pk == nil {
+		c.replyError(r, errPKRequired)
+		return
+	}
+	h.add(c, res, r, instanceActions, true)
+}
+
+// add subscribes c to the events of res, filtered by r.pk when given.
+func (h *hub) add(c *conn, res *resource, r *request, events eventSet, instance bool) {
+	sm := res.subscribe
+	f := subFilter{events: events}
+	var pkVal protoreflect.Value
+	if r.pk != nil {
+		keyField := sm.key
+		if keyField == nil {
+			c.replyError(r, errNotFound)
+			return
+		}
+		v, ok := parseKey(keyField, r.pk)
+		if !ok {
+			c.replyError(r, errNotFound)
+			return
+		}
+		pkVal, f.pk, f.hasPK = v, v.String(), true
+	}
+	sub := &subscription{
+		conn:      c,
+		stream:    res.stream,
+		requestID: slices.Clone(r.requestID),
+		filter:    f,
+		actionRaw: slices.Clone(r.eventsRaw),
+		pkRaw:     slices.Clone(r.pk),
+		instance:  instance,
+	}
+	sub.tail = appendFrameEnd(nil, sub.requestID, nil) // reply.go
+	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, events: f.events, identity: c.identityKey, instance: instance}
+
+	h.mu.Lock()
+	// Draining is set before Shutdown ends the connections' subscriptions under h.mu: a
+	// subscription added after that would never be answered.
+	if h.closed || h.srv.isDraining() {
+		h.mu.Unlock()
+		c.replyError(r, errShuttingDown)
+		return
+	}
+	if c.ctx.Err() != nil {
+		// The connection is ending: dropConn (which runs after the cancel, under h.mu) may
+		// already have ended its subscriptions, and one added now would keep its upstream
+		// open forever. Nobody is left to answer.
+		h.mu.Unlock()
+		return
+	}
+	if c.subs == nil {
+		c.subs = &connSubs{}
+	}
+	if len(c.subs.list) >= h.srv.opts.maxSubs {
+		h.mu.Unlock()
+		c.replyError(r, errTooManySubs)
+		return
+	}
+	up := h.upstreams[key]
+	if up == nil {
+		up = &upstream{key: key, res: res, md: c.md, pkVal: pkVal}
+		up.ctx, up.cancel = context.WithCancel(h.srv.ctx)
+		h.upstreams[key] = up
+		h.wg.Add(1)
+		go h.run(up)
+	}
+	sub.up = up
+	c.subs.list = append(c.subs.list, sub)
+	h.subs.Add(1)
+	up.mu.Lock()
+	if up.live {
+		up.subs = append(up.subs, sub)
+		c.send(sub.confirm(false))
+	} else {
+		up.pending = append(up.pending, sub)
+	}
+	up.mu.Unlock()
+	h.mu.Unlock()
+}
+
+// unsubscribeInstance ends the connection's subscribe_instance subscriptions of r.pk.
+func (h *hub) unsubscribeInstance(c *conn, res *resource, r *request) {
+	if r.pk == nil {
+		c.replyError(r, errPKRequired)
+		return
+	}
+	var pk string
+	if sm := res.subscribe; sm != nil {
+		v, ok := parseKey(sm.key, r.pk)
+		if !ok {
+			c.replyError(r, errNotFound)
+			return
+		}
+		pk = v.String()
+	}
+	h.end(c, res, r, func(s *subscription) bool { return s.instance && s.filter.pk == pk })
+}
+
+func (h *hub) unsubscribe(c *conn, res *resource, r *request) {
+	byID := r.unsubID
+	var f subFilter
+	if byID == nil {
+		if r.eventsErr != nil {
+			c.replyError(r, r.eventsErr)
+			return
+		}
+		f.events = r.events
+		if r.pk != nil && res.subscribe != nil {
+			v, ok := parseKey(res.subscribe.key, r.pk)
+			if !ok {
+				c.replyError(r, errNotFound)
+				return
+			}
+			f.pk, f.hasPK = v.String(), true
+		}
+	}
+
+	h.end(c, res, r, func(s *subscription) bool {
+		return (byID != nil && string(s.requestID) == string(byID)) || (byID == nil && s.filter == f)
+	})
+}
+
+// end ends c's subscriptions to res that match, and replies to r with their request_ids
+// (404 when none did).
+func (h *hub) end(c *conn, res *resource, r *request, match func(*subscription) bool) {
+	var ended [][]byte
+	var unconfirmed []*subscription
+	h.mu.Lock()
+	if c.subs != nil {
+		kept := c.subs.list[:0]
+		for _, s := range c.subs.list {
+			if s.stream != res.stream || !match(s) {
+				kept = append(kept, s)
+				continue
+			}
+			if h.detach(s) {
+				unconfirmed = append(unconfirmed, s)
+			}
+			h.subs.Add(-1)
+			ended = append(ended, s.requestID)
+		}
+		clear(c.subs.list[len(kept):])
+		c.subs.list = kept
+	}
+	h.mu.Unlock()
+
+	// A subscribe still waiting for its upstream gets its 200 before the unsubscribe's
+	// reply: every frame is answered, in the order the client sent them.
+	for _, s := range unconfirmed {
+		c.send(s.confirm(false))
+	}
+	if len(ended) == 0 {
+		c.replyError(r, errNotFound)
+		return
+	}
+	data := []byte(`{"request_ids":[`)
+	for i, id := range ended {
+		if i > 0 {
+			data = append(data, ',')
+		}
+		data = append(data, orNull(id)...)
+	}
+	data = append(data, "]}"...)
+	out := getBuf()
+	*out = appendReply(*out, res.streamJSON, r.action, data, nil, http.StatusOK, r.requestID, nil)
+	c.reply(out)
+}
+
+// detach removes s from its upstream, ending the upstream when it was the last. It reports
+// whether s was still waiting for its upstream, and so has had no reply. Caller holds h.mu.
+func (h *hub) detach(s *subscription) (wasPending bool) {
+	up := s.up
+	up.mu.Lock()
+	up.subs = slices.DeleteFunc(up.subs, func(x *subscription) bool { return x == s })
+	n := len(up.pending)
+	up.pending = slices.DeleteFunc(up.pending, func(x *subscription) bool { return x == s })
+	wasPending = len(up.pending) < n
+	empty := len(up.subs) == 0 && len(up.pending) == 0
+	up.mu.Unlock()
+	if empty {
+		if h.upstreams[up.key] == up {
+			delete(h.upstreams, up.key)
+		}
+		up.cancel()
+	}
+	return wasPending
+}
+
+// dropConn ends every subscription of a closed connection.
+func (h *hub) dropConn(c *conn) { h.endConn(c, nil) }
+
+// endConn ends every subscription of c. With pendingReply, each subscription still waiting
+// for its upstream is answered with it: Shutdown does that before it closes the connection,
+// so that every subscribe gets its reply.
+func (h *hub) endConn(c *conn, pendingReply *errorReply) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.subs == nil {
+		return
+	}
+	for _, s := range c.subs.list {
+		if h.detach(s) && pendingReply != nil {
+			c.send(s.failure(pendingReply))
+		}
+	}
+	h.subs.Add(-int64(len(c.subs.list)))
+	c.subs.list = nil
+}
+
+// close ends every upstream and waits for them.
+func (h *hub) close() {
+	h.mu.Lock()
+	h.closed = true
+	for k, up := range h.upstreams {
+		up.cancel()
+		delete(h.upstreams, k)
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
