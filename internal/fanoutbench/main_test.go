@@ -33,6 +33,24 @@ func TestEventTextRoundTrip(t *testing.T) {
 	}
 }
 
+func TestHasPing(t *testing.T) {
+	ping := []byte("{}")
+	for frame, want := range map[string]bool{
+		"{}":                                true,
+		`{"push":{"channel":"b"}}` + "\n{}": true,
+		"{}\n" + `{"push":{}}`:              true,
+		`{"push":{"pub":{"data":{}}}}`:      false,
+		"":                                  false,
+	} {
+		if got := hasPing([]byte(frame), ping); got != want {
+			t.Errorf("hasPing(%q) = %v", frame, got)
+		}
+	}
+	if hasPing([]byte("{}"), nil) {
+		t.Error("a server without application pings has none")
+	}
+}
+
 func TestParseStatCPU(t *testing.T) {
 	// Field 2 may hold spaces and parentheses; utime 250 and stime 50 ticks are 3 s.
 	line := []byte("4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 10 1000 200")

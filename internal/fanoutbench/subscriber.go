@@ -120,9 +120,8 @@ func connect(ctx context.Context, srv server, i, sources, events int, tok string
 				ws.Close()
 				return nil, fmt.Errorf("waiting for the reply to %.80s: %w", f, err)
 			}
-			if ping != nil && bytes.Equal(buf, ping) {
+			if hasPing(buf, ping) {
 				_ = ws.WriteMessage(websocket.TextMessage, pong)
-				continue
 			}
 			isReply, err := srv.accepted(step, buf)
 			if err != nil {
@@ -138,6 +137,27 @@ func connect(ctx context.Context, srv server, i, sources, events int, tok string
 	t.confirmed.Add(1)
 	go s.read(buf, ping, pong, t)
 	return s, nil
+}
+
+// hasPing tells whether a frame holds the server's application-level ping: alone, or as
+// one line among others (Centrifugo batches a ping with the pushes queued beside it; a
+// ping left unanswered costs the connection, 3012 "no pong").
+func hasPing(frame, ping []byte) bool {
+	if ping == nil {
+		return false
+	}
+	for len(frame) > 0 {
+		line := frame
+		if i := bytes.IndexByte(frame, '\n'); i >= 0 {
+			line, frame = frame[:i], frame[i+1:]
+		} else {
+			frame = nil
+		}
+		if bytes.Equal(line, ping) {
+			return true
+		}
+	}
+	return false
 }
 
 // readFrame reads one message into buf, reusing its storage.
@@ -174,9 +194,8 @@ func (s *sub) read(buf, ping, pong []byte, t *tally) {
 			return
 		}
 		now := time.Now().UnixNano()
-		if ping != nil && bytes.Equal(buf, ping) {
+		if hasPing(buf, ping) {
 			_ = s.ws.WriteMessage(websocket.TextMessage, pong)
-			continue
 		}
 		// One frame may carry several events (Centrifugo batches them, a line each).
 		rest := buf
