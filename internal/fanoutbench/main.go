@@ -155,6 +155,7 @@ type row struct {
 	Missing   int64    `json:"missing"`
 	Dups      int64    `json:"duplicated"`
 	PubErrors int      `json:"publish_errors"`
+	PubMax    float64  `json:"publish_max_ms"` // the slowest publish call
 	Closed    int64    `json:"connections_lost"`
 	Window    float64  `json:"window_s"`
 	PerSec    float64  `json:"deliveries_per_s"`
@@ -360,25 +361,41 @@ func measureFanout(ctx context.Context, c *config, s server, round int, toks []s
 	s.cpuProfile(true)
 	start := time.Now()
 	interval := time.Duration(float64(time.Second) / c.rate)
-	var pubErr error
+	// Each event is published at its scheduled time on a goroutine of its own, so a slow
+	// publish call (Centrifugo's API returns once it has queued the event for every
+	// subscriber) does not lower the offered rate.
+	var (
+		pubMu   sync.Mutex
+		pubErr  error
+		pubWait sync.WaitGroup
+	)
 	for i := 1; i <= c.events; i++ {
 		if d := time.Until(start.Add(time.Duration(i-1) * interval)); d > 0 {
 			select {
 			case <-time.After(d):
 			case <-ctx.Done():
+				pubWait.Wait()
 				return nil, ctx.Err()
 			}
 		}
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := s.publish(pctx, eventText(i, time.Now(), c.textBytes))
-		cancel()
-		if err != nil {
-			r.PubErrors++
-			if pubErr == nil {
-				pubErr = err
+		pubWait.Go(func() {
+			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			t0 := time.Now()
+			err := s.publish(pctx, eventText(i, t0, c.textBytes))
+			took := time.Since(t0)
+			pubMu.Lock()
+			defer pubMu.Unlock()
+			r.PubMax = max(r.PubMax, float64(took)/float64(time.Millisecond))
+			if err != nil {
+				r.PubErrors++
+				if pubErr == nil {
+					pubErr = err
+				}
 			}
-		}
+		})
 	}
+	pubWait.Wait()
 	want := int64(c.subs) * int64(events)
 	waitDeliveries(t, &t.unique, want, time.Now().Add(c.drain))
 	end := time.Now()
@@ -445,6 +462,7 @@ func combine(server string, rows []*row) *row {
 		all.Missing += r.Missing
 		all.Dups += r.Dups
 		all.PubErrors += r.PubErrors
+		all.PubMax = max(all.PubMax, r.PubMax)
 		all.Closed += r.Closed
 		all.Window += r.Window
 		all.CPU.Server += r.CPU.Server

@@ -20,15 +20,15 @@ func printRows(out io.Writer, c *config, rows []*row) {
 		return
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tround\ttokens\tsubs\tp50 ms\tp90 ms\tp99 ms\tmax ms\tdelivered\tmissing\tdup\tdeliv/s\tCPU-s server\tbackend\tload\tdeliv/server-CPU-s\tupstreams\t")
+	fmt.Fprintln(tw, "server\tround\ttokens\tsubs\tp50 ms\tp90 ms\tp99 ms\tmax ms\tdelivered\tmissing\tdup\tdeliv/s\tCPU-s server\tbackend\tload\tdeliv/server-CPU-s\tupstreams\tpublish max ms\t")
 	for _, r := range rows {
 		up := "-"
 		if r.Upstreams != nil {
 			up = fmt.Sprintf("%.0f", *r.Upstreams)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%d\t%d\t%.0f\t%.2f\t%.2f\t%.2f\t%.0f\t%s\t%.0f\t\n",
 			r.Server, r.Round, r.Tokens, r.Subs, r.P50, r.P90, r.P99, r.Max, r.Delivered, r.Missing, r.Dups, r.PerSec,
-			r.CPU.Server, r.CPU.Backend, r.CPU.Load, r.PerCPU, up)
+			r.CPU.Server, r.CPU.Backend, r.CPU.Load, r.PerCPU, up, r.PubMax)
 	}
 	tw.Flush()
 	for _, r := range rows {
