@@ -243,8 +243,11 @@ func portOpen(addr string) bool {
 	return err == nil
 }
 
+// probeClient keeps no connection open: no goroutine of it outlives a probe.
+var probeClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
 func httpOK(url string) bool {
-	resp, err := http.Get(url)
+	resp, err := probeClient.Get(url)
 	if err != nil {
 		return false
 	}
