@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,6 +255,9 @@ func (c *client) readLoop(s *session) {
 			}
 			s.broken.Store(code == websocket.CloseAbnormalClosure)
 			c.h.stats.closeCode(code)
+			if code == websocket.CloseAbnormalClosure {
+				c.h.stats.abnormal(abnormalReason(err))
+			}
 			return
 		}
 		c.h.stats.add(&c.h.stats.frames, 1)
@@ -264,6 +268,21 @@ func (c *client) readLoop(s *session) {
 		}
 		c.handleFrame(s, &f)
 	}
+}
+
+var addrRE = regexp.MustCompile(`\d{1,3}(\.\d{1,3}){3}:\d+`)
+
+// abnormalReason is why a connection ended without a close frame, as the client's read
+// saw it, with addresses removed so that the reasons can be counted.
+func abnormalReason(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "unexpected EOF"):
+		return "EOF without a close frame"
+	case strings.Contains(msg, "connection reset by peer"):
+		return "connection reset (RST)"
+	}
+	return addrRE.ReplaceAllString(msg, "ADDR")
 }
 
 func (c *client) handleFrame(s *session, f *frame) {

@@ -224,6 +224,7 @@ type stats struct {
 	mu                                    sync.Mutex
 	statuses                              map[int]int64
 	closes                                map[int]int64
+	abnormals                             map[string]int64 // 1006 closes by the client's read error
 	firstViolations                       []string
 	kinds                                 map[string]int64 // violations by format
 }
@@ -248,6 +249,15 @@ func (s *stats) closeCode(code int) {
 	s.closes[code]++
 }
 
+func (s *stats) abnormal(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.abnormals == nil {
+		s.abnormals = map[string]int64{}
+	}
+	s.abnormals[reason]++
+}
+
 // violation records a broken invariant; the first few are kept for the report.
 func (s *stats) violation(format string, args ...any) {
 	s.violations.Add(1)
@@ -259,6 +269,15 @@ func (s *stats) violation(format string, args ...any) {
 	if s.kinds[format]++; s.kinds[format] <= 3 && len(s.firstViolations) < 40 {
 		s.firstViolations = append(s.firstViolations, fmt.Sprintf(format, args...))
 	}
+}
+
+func sortedStrings(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func sortedKeys(m map[int]int64) []int {

@@ -38,6 +38,7 @@ type config struct {
 	dir                   string
 	sourceAddrs           int
 	seed                  uint64
+	bridgeLogLevel        string
 }
 
 var allFaults = []string{"backend", "bridge", "both"}
@@ -61,6 +62,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.dir, "dir", "", "directory for the database and the process logs (required)")
 	fs.IntVar(&c.sourceAddrs, "source-addrs", 0, "client source addresses 127.0.0.1.. to spread connections over (0: one per 2,000 connections)")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the request mix")
+	fs.StringVar(&c.bridgeLogLevel, "bridge-log-level", "info", "the bridge's -log-level; info logs each connection it closes or loses, and why")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -338,7 +340,7 @@ func (h *harness) startBridge(backendAddr string) error {
 	maxConns := h.cfg.conns + h.cfg.conns/10 + 10
 	p, err := startProc(h.cfg.dir, name, h.cfg.bridgeBin, "-listen", addr, "-backend", backendAddr,
 		"-max-connections", fmt.Sprint(maxConns), "-drain-timeout", h.cfg.drain.String(), "-call-timeout", "10s",
-		"-max-subscriptions", fmt.Sprint(max(100, h.cfg.subs)), "-log-level", "warn")
+		"-max-subscriptions", fmt.Sprint(max(100, h.cfg.subs)), "-log-level", h.cfg.bridgeLogLevel)
 	if err != nil {
 		return err
 	}
@@ -483,6 +485,8 @@ type result struct {
 	Connects     int64            `json:"connects"`
 	DialFailures int64            `json:"dial_failures"`
 	Closes       map[string]int64 `json:"closes_by_code"`
+	Abnormal     map[string]int64 `json:"closes_1006_by_client_error"`
+	BridgeLost   map[string]int64 `json:"bridge_log_connection_lines"`
 	Events       int64            `json:"events"`
 	Verified     int64            `json:"events_verified"`
 	Lost         int64            `json:"events_lost"`
@@ -504,8 +508,9 @@ type result struct {
 
 func (h *harness) report(out io.Writer, elapsed time.Duration) bool {
 	st := &h.stats
+	connLogs := map[string]int64{}
 	for _, l := range h.logs {
-		p, r, d, first := scanLog(l)
+		p, r, d, first := scanLog(l, connLogs)
 		if p+r > 0 {
 			st.violation("%s", first)
 		}
@@ -534,7 +539,7 @@ func (h *harness) report(out io.Writer, elapsed time.Duration) bool {
 		Conns: h.cfg.conns, Subs: h.cfg.subs, Seconds: elapsed.Round(time.Second).Seconds(), Faults: h.faults,
 		Sent: st.sent.Load(), Statuses: map[string]int64{}, NoReply: st.noReply.Load(), Crossed: st.crossed.Load(), Broken: st.lostWithConn.Load(),
 		Duplicates: st.duplicates.Load(), Connects: st.connects.Load(), DialFailures: st.dialFailures.Load(),
-		Closes: map[string]int64{}, Events: st.events.Load(), Verified: st.verified.Load(), Lost: st.lost.Load(),
+		Closes: map[string]int64{}, Abnormal: st.abnormals, BridgeLost: connLogs, Events: st.events.Load(), Verified: st.verified.Load(), Lost: st.lost.Load(),
 		DupEvents: st.dupEvents.Load(), Unverified: st.unverified.Load(), Interrupted: st.interrupted.Load(),
 		Resumed: st.resumed.Load(), Unsettled: st.unsettled.Load(), Panics: h.panics, Races: h.races,
 		RSSKiB: [3]int64{s.startRSS, s.peakRSS, s.endRSS}, Threads: [3]int64{s.startThreads, s.peakThreads, s.endThreads},
@@ -571,6 +576,12 @@ func (h *harness) report(out io.Writer, elapsed time.Duration) bool {
 	row("connects / failed dials", fmt.Sprintf("%d / %d", r.Connects, r.DialFailures), "")
 	for _, k := range sortedKeys(st.closes) {
 		row(fmt.Sprintf("  closes %d", k), st.closes[k], "1000, 1001 only")
+	}
+	for _, k := range sortedStrings(st.abnormals) {
+		row("    1006: "+k, st.abnormals[k], "the client's read error")
+	}
+	for _, k := range sortedStrings(connLogs) {
+		row("bridge log: "+k, connLogs[k], "")
 	}
 	row("events received", r.Events, "")
 	row("  in-window changes delivered once", r.Verified, "")

@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -169,5 +172,37 @@ func TestStaleRetryKeepsTheNewerSubscribe(t *testing.T) {
 	}
 	if !s.subscribing(2, "r7") {
 		t.Fatal("a retry of the current session was refused")
+	}
+}
+
+func TestAbnormalReasons(t *testing.T) {
+	for _, tc := range []struct{ err, want string }{
+		{"websocket: close 1006 (abnormal closure): unexpected EOF", "EOF without a close frame"},
+		{"read tcp 127.0.0.3:41854->127.0.0.1:41839: read: connection reset by peer", "connection reset (RST)"},
+		{"read tcp 127.0.0.3:41854->127.0.0.1:41839: i/o timeout", "read tcp ADDR->ADDR: i/o timeout"},
+	} {
+		if got := abnormalReason(errors.New(tc.err)); got != tc.want {
+			t.Errorf("abnormalReason(%q) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestScanLogCountsConnectionLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bridge-1.log")
+	log := `time=2026-12-02T17:00:00Z level=INFO msg="bridge listening" ws=ws://x/ws
+time=2026-12-02T17:00:01Z level=WARN msg="connection lost: the client read nothing for the write timeout" write_timeout=10s
+time=2026-12-02T17:00:02Z level=WARN msg="connection lost: the client read nothing for the write timeout" write_timeout=10s
+time=2026-12-02T17:00:03Z level=INFO msg="closing slow consumer" queued_bytes=1048576
+`
+	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	if p, r, d, _ := scanLog(path, got); p+r+d != 0 {
+		t.Errorf("scanLog found %d panics, %d races, %d drains in a clean log", p, r, d)
+	}
+	want := map[string]int64{"connection lost: the client read nothing for the write timeout": 2, "closing slow consumer": 1}
+	if len(got) != len(want) || got["closing slow consumer"] != 1 || got["connection lost: the client read nothing for the write timeout"] != 2 {
+		t.Errorf("connection lines %v, want %v", got, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -167,8 +168,13 @@ func procStatus(pid int) (rssKiB, threads int64, err error) {
 	return rssKiB, threads, nil
 }
 
-// scanLog counts panics, fatal errors, race reports and timed-out drains in a process's log.
-func scanLog(path string) (panics, races, drains int, first string) {
+// connLogRE matches the bridge's log lines about one connection ending abnormally or being
+// closed by the bridge (write timeouts, slow consumers, close handshakes cut short).
+var connLogRE = regexp.MustCompile(`msg="((?:connection lost|closing|close)[^"]*)"`)
+
+// scanLog counts panics, fatal errors, race reports and timed-out drains in a process's log,
+// and the bridge's connection-loss lines by message into conns.
+func scanLog(path string, conns map[string]int64) (panics, races, drains int, first string) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, 0, 0, ""
@@ -187,6 +193,9 @@ func scanLog(path string) (panics, races, drains int, first string) {
 			drains++
 			continue
 		default:
+			if m := connLogRE.FindStringSubmatch(line); m != nil {
+				conns[m[1]]++
+			}
 			continue
 		}
 		if first == "" {
