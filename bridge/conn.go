@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -21,9 +22,6 @@ const (
 	// CloseSlowConsumer: the client did not read fast enough and its outbound queue filled.
 	CloseSlowConsumer = 4008
 )
-
-// closeGrace is how long a closing connection waits for the client's close frame.
-const closeGrace = time.Second
 
 // conn is one WebSocket client: one reader (the handler goroutine), and a writer goroutine
 // that exists only while there is something to write, so an idle connection holds one
@@ -48,6 +46,8 @@ type conn struct {
 	queued  int // bytes in queue
 	writing bool
 	closing bool
+	// closeSent: a close frame went out; closeSocket lingers (closing.go).
+	closeSent atomic.Bool
 	// A close frame the writer sends once it has written the queue (closeAfterFlush).
 	closeCode   int
 	closeReason string
@@ -232,7 +232,7 @@ func (c *conn) teardown() {
 	c.closing = true
 	c.mu.Unlock()
 	c.writer.Wait()
-	_ = c.ws.Close()
+	c.closeSocket() // closing.go: never loses the close frame to a reset
 	c.mu.Lock()
 	for i := range c.queue {
 		c.queue[i].release()
@@ -313,12 +313,6 @@ func (c *conn) markClosing() bool {
 	c.mu.Unlock()
 	c.cancel()
 	return true
-}
-
-func (c *conn) sendClose(code int, reason string) {
-	deadline := time.Now().Add(c.srv.opts.writeTimeout)
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
-	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
 }
 
 // send queues a frame for the client. A client whose queue is over the byte limit is
