@@ -35,9 +35,9 @@ func (c *conn) sendClose(code int, reason string) {
 		// No close frame can reach the client: it will see 1006. Say why.
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			c.srv.opts.logger.Warn("connection lost: the client read nothing for the write timeout; no close frame sent", "code", code, "write_timeout", c.srv.opts.writeTimeout)
+			c.srv.opts.logger.Warn("connection lost: the client read nothing for the write timeout; no close frame sent", "code", code, "write_timeout", c.srv.opts.writeTimeout, "remote", c.ws.RemoteAddr().String())
 		} else {
-			c.srv.opts.logger.Info("connection lost: writing the close frame failed", "code", code, "err", err)
+			c.srv.opts.logger.Info("connection lost: writing the close frame failed", "code", code, "err", err, "remote", c.ws.RemoteAddr().String())
 		}
 	}
 	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
@@ -59,7 +59,7 @@ func (c *conn) closeSocket() {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			// Closing now may still reset the connection if the client sends more.
-			c.srv.opts.logger.Info("close handshake cut short: the client did not close its end within the linger", "linger", linger)
+			c.srv.opts.logger.Info("close handshake cut short: the client did not close its end within the linger", "linger", linger, "remote", c.ws.RemoteAddr().String())
 		}
 	}
 	_ = c.ws.Close()

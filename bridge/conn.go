@@ -372,9 +372,9 @@ func (c *conn) writeLoop() {
 				// a timeout means a client that stopped reading for the whole write timeout.
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
-					c.srv.opts.logger.Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout)
+					c.srv.opts.logger.Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout, "remote", c.ws.RemoteAddr().String())
 				} else {
-					c.srv.opts.logger.Info("connection lost: write failed", "err", err)
+					c.srv.opts.logger.Info("connection lost: write failed", "err", err, "remote", c.ws.RemoteAddr().String())
 				}
 				for j := i + 1; j < len(batch); j++ {
 					batch[j].release()

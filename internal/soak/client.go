@@ -72,6 +72,7 @@ type session struct {
 	ours    atomic.Bool   // the client closed the connection itself
 	peer    atomic.Bool   // the read loop ended by the bridge's doing (close frame or error)
 	broken  atomic.Bool   // it ended without a close frame (1006): counted as a violation already
+	key     string        // the bridge's address and the client's: names it in the bridge's log
 	wmu     sync.Mutex    // serializes writes, so write positions are the wire order
 	writes  uint64        // guarded by wmu
 	pinged  uint64        // last write position a ping was sent after; guarded by wmu
@@ -186,7 +187,8 @@ func (c *client) dial(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &session{ws: ws, done: make(chan struct{}), pending: map[string]*request{}, pongs: make(chan struct{}, 1)}
+	s := &session{ws: ws, done: make(chan struct{}), pending: map[string]*request{}, pongs: make(chan struct{}, 1),
+		key: connKey(addr, ws.LocalAddr().String())}
 	ws.SetPongHandler(func(data string) error {
 		if n, err := strconv.ParseUint(data, 10, 64); err == nil {
 			s.mu.Lock()
@@ -256,7 +258,7 @@ func (c *client) readLoop(s *session) {
 			s.broken.Store(code == websocket.CloseAbnormalClosure)
 			c.h.stats.closeCode(code)
 			if code == websocket.CloseAbnormalClosure {
-				c.h.stats.abnormal(abnormalReason(err))
+				c.h.stats.abnormal(s.key, abnormalReason(err))
 			}
 			return
 		}

@@ -224,7 +224,7 @@ type stats struct {
 	mu                                    sync.Mutex
 	statuses                              map[int]int64
 	closes                                map[int]int64
-	abnormals                             map[string]int64 // 1006 closes by the client's read error
+	abnormals                             []abnormalClose
 	firstViolations                       []string
 	kinds                                 map[string]int64 // violations by format
 }
@@ -249,14 +249,21 @@ func (s *stats) closeCode(code int) {
 	s.closes[code]++
 }
 
-func (s *stats) abnormal(reason string) {
+// abnormalClose is a connection that ended without a close frame (1006).
+type abnormalClose struct {
+	key    string // connKey
+	reason string // the client's read error (abnormalReason)
+}
+
+func (s *stats) abnormal(key, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.abnormals == nil {
-		s.abnormals = map[string]int64{}
-	}
-	s.abnormals[reason]++
+	s.abnormals = append(s.abnormals, abnormalClose{key, reason})
 }
+
+// connKey names a connection the way both ends can: the bridge's listen address and the
+// client's address, which the bridge logs as remote.
+func connKey(bridge, client string) string { return bridge + " " + client }
 
 // violation records a broken invariant; the first few are kept for the report.
 func (s *stats) violation(format string, args ...any) {

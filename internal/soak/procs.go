@@ -168,13 +168,23 @@ func procStatus(pid int) (rssKiB, threads int64, err error) {
 	return rssKiB, threads, nil
 }
 
+// starvedRE matches the bridge's line for a connection it dropped because the client read
+// nothing for the whole write timeout; no close frame can follow, the client sees 1006.
+var starvedRE = regexp.MustCompile(`msg="connection lost: the client read nothing for the write timeout[^"]*".* remote=(\S+)`)
+
 // connLogRE matches the bridge's log lines about one connection ending abnormally or being
 // closed by the bridge (write timeouts, slow consumers, close handshakes cut short).
 var connLogRE = regexp.MustCompile(`msg="((?:connection lost|closing|close)[^"]*)"`)
 
+// logFacts is what the bridges' logs say about connections.
+type logFacts struct {
+	lines   map[string]int64 // connection-loss lines by message
+	starved map[string]bool  // connKeys of connections dropped by the write timeout
+}
+
 // scanLog counts panics, fatal errors, race reports and timed-out drains in a process's log,
-// and the bridge's connection-loss lines by message into conns.
-func scanLog(path string, conns map[string]int64) (panics, races, drains int, first string) {
+// and adds the bridge's connection-loss lines to facts; addr is the bridge's listen address.
+func scanLog(path, addr string, facts *logFacts) (panics, races, drains int, first string) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, 0, 0, ""
@@ -194,7 +204,10 @@ func scanLog(path string, conns map[string]int64) (panics, races, drains int, fi
 			continue
 		default:
 			if m := connLogRE.FindStringSubmatch(line); m != nil {
-				conns[m[1]]++
+				facts.lines[m[1]]++
+			}
+			if m := starvedRE.FindStringSubmatch(line); m != nil {
+				facts.starved[connKey(addr, m[1])] = true
 			}
 			continue
 		}
