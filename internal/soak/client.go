@@ -189,6 +189,12 @@ func (c *client) dial(ctx context.Context) (*session, error) {
 	}
 	s := &session{ws: ws, done: make(chan struct{}), pending: map[string]*request{}, pongs: make(chan struct{}, 1),
 		key: connKey(addr, ws.LocalAddr().String())}
+	// Answer pings as a browser does: gorilla's default handler gives the pong 1 s and ends
+	// the read loop when that passes, which a CPU-starved load program mistook for a 1006.
+	ws.SetPingHandler(func(data string) error {
+		_ = ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(15*time.Second))
+		return nil // a broken connection shows on the next read
+	})
 	ws.SetPongHandler(func(data string) error {
 		if n, err := strconv.ParseUint(data, 10, 64); err == nil {
 			s.mu.Lock()
