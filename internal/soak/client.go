@@ -176,13 +176,13 @@ func (c *client) dial(ctx context.Context) (*session, error) {
 		return nil, errors.New("no bridge")
 	}
 	d := websocket.Dialer{HandshakeTimeout: 15 * time.Second}
-	if n := c.h.cfg.sourceAddrs; n > 1 {
-		// Spread the client ends over 127.0.0.1.. so 10,000 connections and their
-		// reconnects do not run out of ephemeral ports on one address.
-		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+c.id%n))}
-		nd := &net.Dialer{LocalAddr: local, Timeout: 15 * time.Second}
-		d.NetDialContext = nd.DialContext
-	}
+	// Clients bind to 127.0.0.2.., never 127.0.0.1 where the backend and the bridges listen:
+	// a client's ephemeral port could otherwise take the port of a backend killed a moment
+	// ago and fail its restart ("address already in use"). Several addresses also spread
+	// 10,000 connections and their reconnects over more ephemeral ports.
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+c.id%c.h.cfg.sourceAddrs))}
+	nd := &net.Dialer{LocalAddr: local, Timeout: 15 * time.Second}
+	d.NetDialContext = nd.DialContext
 	ws, _, err := d.DialContext(ctx, "ws://"+addr+"/ws", nil)
 	if err != nil {
 		return nil, err

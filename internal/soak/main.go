@@ -60,7 +60,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.bridgeBin, "bridge-bin", "", "bridge binary (required)")
 	fs.StringVar(&c.backendBin, "backend-bin", "", "example backend binary (required)")
 	fs.StringVar(&c.dir, "dir", "", "directory for the database and the process logs (required)")
-	fs.IntVar(&c.sourceAddrs, "source-addrs", 0, "client source addresses 127.0.0.1.. to spread connections over (0: one per 2,000 connections)")
+	fs.IntVar(&c.sourceAddrs, "source-addrs", 0, "client source addresses 127.0.0.2.. to spread connections over (0: one per 2,000 connections)")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the request mix")
 	fs.StringVar(&c.bridgeLogLevel, "bridge-log-level", "info", "the bridge's -log-level; info logs each connection it closes or loses, and why")
 	if err := fs.Parse(args); err != nil {
