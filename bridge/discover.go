@@ -15,6 +15,7 @@ import (
 type backendConn struct {
 	cfg  Backend
 	conn *grpc.ClientConn
+	sc   *serviceConfig // dial.go
 }
 
 // infrastructure services are never resources, whatever the configuration says.
@@ -176,6 +177,7 @@ func (s *Server) discoverUntilReady(ctx context.Context) bool {
 // install swaps in a new catalog. Requests already under way, and upstream subscriptions,
 // keep the resources they started with.
 func (s *Server) install(cat *Catalog) {
+	s.applyRetryPolicies(cat) // dial.go
 	s.catalog.Store(cat)
 	s.sec.access.Clear() // permissions are cached per resource of the old catalog
 	s.checkPolicy(cat)   // config.go
