@@ -14,7 +14,7 @@ import (
 )
 
 // A backend target may name several replicas: "dns:///polls:9090" (every address the name
-// resolves to) or "10.0.0.5:9090,10.0.0.6:9090". The bridge dials every replica and spreads
+// resolves to) or "10.0.0.5:9090|10.0.0.6:9090" (not a comma: -backend a,b is two backends). The bridge dials every replica and spreads
 // calls over them (round_robin); a replica whose grpc.health.v1 status is not SERVING gets
 // no calls (a backend without the health service counts as serving); and the idempotent
 // actions, retrieve and list, are retried on UNAVAILABLE, so a replica that dies under a
@@ -24,7 +24,7 @@ import (
 // the service config travels with the resolver's state and is replaced on every install.
 
 const (
-	// listScheme is the scheme of a comma-separated list of replicas.
+	// listScheme is the scheme of a list of replicas, "a:1|b:2".
 	listScheme = "wsbridge-list"
 	// retryAttempts bounds the attempts of an idempotent call: with the first, one per
 	// replica that may die under it in a row.
@@ -60,13 +60,13 @@ func dialBackend(b Backend) (*grpc.ClientConn, *serviceConfig, error) {
 	return cc, sc, nil
 }
 
-// replicaList splits "host:port,host:port" (no scheme) into its addresses.
+// replicaList splits "host:port|host:port" (no scheme) into its addresses.
 func replicaList(target string) ([]string, bool) {
-	if !strings.Contains(target, ",") || strings.Contains(target, "://") {
+	if !strings.Contains(target, "|") || strings.Contains(target, "://") {
 		return nil, false
 	}
 	var addrs []string
-	for a := range strings.SplitSeq(target, ",") {
+	for a := range strings.SplitSeq(target, "|") {
 		if a = strings.TrimSpace(a); a != "" {
 			addrs = append(addrs, a)
 		}

@@ -19,7 +19,7 @@ import (
 	"github.com/wsbridge/wsbridge/pubsub/natsbroker"
 )
 
-// One bridge backend target naming two replicas of the example backend ("a,b"): they share
+// One bridge backend target naming two replicas of the example backend ("a|b"): they share
 // one SQLite file and carry their events over NATS, as in docs/deploy.md.
 
 const (
@@ -150,7 +150,7 @@ func replicaEnv(t *testing.T) (*env, *replica, *replica) {
 	db := filepath.Join(t.TempDir(), "polls.db")
 	a := startReplica(t, "a", db, ns)
 	b := startReplica(t, "b", db, ns)
-	e := newEnvWith(t, nil, bridge.Backend{Target: a.addr + "," + b.addr})
+	e := newEnvWith(t, nil, bridge.Backend{Target: a.addr + "|" + b.addr})
 	return e, a, b
 }
 
