@@ -16,6 +16,7 @@ import (
 
 	"github.com/wsbridge/wsbridge/bridge"
 	"github.com/wsbridge/wsbridge/examples/backend/polls"
+	"github.com/wsbridge/wsbridge/examples/library/library"
 	"github.com/wsbridge/wsbridge/pubsub/natsbroker"
 )
 
@@ -305,5 +306,40 @@ func TestReplicaKilled(t *testing.T) {
 	}
 	if extra := s.barrier(); len(extra) != 0 {
 		t.Fatalf("a second event: %s", extra[0].raw)
+	}
+}
+
+// TestReplicasBesideAnotherBackend: two backend targets at once, one naming two replicas of
+// the polls service and one the library service; each stream reaches its own backend, and
+// a polls replica going NOT_SERVING affects neither the other replica's calls nor the library.
+func TestReplicasBesideAnotherBackend(t *testing.T) {
+	ns := runNATS(t)
+	db := filepath.Join(t.TempDir(), "polls.db")
+	a := startReplica(t, "a", db, ns)
+	b := startReplica(t, "b", db, ns)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib, err := library.Start(library.Config{GRPCListener: lis, DBPath: filepath.Join(t.TempDir(), "library.db"), Logger: quiet})
+	if err != nil {
+		t.Fatalf("start library: %v", err)
+	}
+	t.Cleanup(lib.Stop)
+	e := newEnvWith(t, nil, bridge.Backend{Target: a.addr + "|" + b.addr},
+		bridge.WithBackend(bridge.Backend{Target: lis.Addr().String()}), withLibraryRules(t))
+	c := e.dial()
+
+	q := c.createQuestion("Beside the library?")
+	f := c.do("shelves", map[string]any{"action": "create", "data": map[string]any{"theme": "Fiction"}})
+	wantStatus(t, f, 201)
+	shelf := f.data()["name"].(string)
+
+	a.srv.SetServing(false)
+	retrieveOn(t, c, q, b, a, 5)
+	f = c.do("shelves", map[string]any{"action": "retrieve", "pk": shelf})
+	wantStatus(t, f, 200)
+	if f.data()["theme"] != "Fiction" {
+		t.Fatalf("shelf: %s", f.raw)
 	}
 }
