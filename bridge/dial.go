@@ -1,7 +1,9 @@
 package bridge
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"slices"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	_ "google.golang.org/grpc/health" // registers the client-side health check that healthCheckConfig names
 	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/status"
 )
 
 // A backend target may name several replicas: "dns:///polls:9090" (every address the name
@@ -36,7 +39,10 @@ func dialBackend(b Backend) (*grpc.ClientConn, *serviceConfig, error) {
 	sc := &serviceConfig{conns: map[*scClientConn]struct{}{}}
 	sc.json = sc.build(nil)
 	target := b.Target
-	dial := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	dial := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(lastAttemptStatus),
+	}
 	var inner resolver.Builder
 	if addrs, ok := replicaList(target); ok {
 		inner = listBuilder{addrs: addrs}
@@ -58,6 +64,21 @@ func dialBackend(b Backend) (*grpc.ClientConn, *serviceConfig, error) {
 		return nil, nil, err
 	}
 	return cc, sc, nil
+}
+
+// lastAttemptStatus returns the status of a retried call's last attempt as it is: gRPC wraps
+// it in "max retries exhausted: failed after N attempts: rpc error: …", which would reach the
+// client in errors instead of the backend's own message.
+func lastAttemptStatus(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	var se interface {
+		error
+		GRPCStatus() *status.Status
+	}
+	if err != nil && errors.As(err, &se) && error(se) != err {
+		return se
+	}
+	return err
 }
 
 // replicaList splits "host:port|host:port" (no scheme) into its addresses.
