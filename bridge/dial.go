@@ -113,7 +113,7 @@ type serviceConfig struct {
 	conns map[*scClientConn]struct{}
 }
 
-// retryPolicy is gRPC's; the backoff is randomised by gRPC between 0 and the current value.
+// retryPolicy is gRPC's; gRPC jitters each backoff by ×0.8–1.2.
 var retryPolicy = map[string]any{
 	"maxAttempts":          retryAttempts,
 	"initialBackoff":       "0.05s",
