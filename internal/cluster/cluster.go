@@ -107,9 +107,16 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
+	nlog := &natsLog{}
+	c.NATS.SetLogger(nlog, false, false)
 	c.NATS.Start()
-	if !c.NATS.ReadyForConnections(cfg.Ready) {
-		return c, fmt.Errorf("nats: not ready on port %d within %s", cfg.NATSPort, cfg.Ready)
+	for !c.NATS.ReadyForConnections(100 * time.Millisecond) {
+		if err := nlog.fatal(); err != nil {
+			return c, fmt.Errorf("nats: %w", err) // a port in use, for one
+		}
+		if ctx.Err() != nil {
+			return c, fmt.Errorf("nats: not ready on port %d within %s", cfg.NATSPort, cfg.Ready)
+		}
 	}
 	c.NATSURL = c.NATS.ClientURL()
 
@@ -366,3 +373,29 @@ func (l *lockedWriter) write(s string) {
 	defer l.mu.Unlock()
 	_, _ = io.WriteString(l.w, s)
 }
+
+// natsLog keeps the embedded NATS server's first fatal error; the rest is dropped.
+type natsLog struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (l *natsLog) Fatalf(format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err == nil {
+		l.err = fmt.Errorf(format, v...)
+	}
+}
+
+func (l *natsLog) fatal() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+func (l *natsLog) Errorf(format string, v ...any) {}
+func (l *natsLog) Noticef(string, ...any)         {}
+func (l *natsLog) Warnf(string, ...any)           {}
+func (l *natsLog) Debugf(string, ...any)          {}
+func (l *natsLog) Tracef(string, ...any)          {}
