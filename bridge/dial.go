@@ -17,14 +17,15 @@ import (
 )
 
 // A backend target may name several replicas: "dns:///polls:9090" (every address the name
-// resolves to) or "10.0.0.5:9090|10.0.0.6:9090" (not a comma: -backend a,b is two backends). The bridge dials every replica and spreads
-// calls over them (round_robin); a replica whose grpc.health.v1 status is not SERVING gets
-// no calls (a backend without the health service counts as serving); and the idempotent
-// actions, retrieve and list, are retried on UNAVAILABLE, so a replica that dies under a
-// call costs the client nothing. Create, update, patch, delete and custom actions are never
-// retried: UNAVAILABLE does not say whether the replica committed the change. gRPC's retry
-// policy is per method, and the methods are known only once the catalog is discovered, so
-// the service config travels with the resolver's state and is replaced on every install.
+// resolves to) or "10.0.0.5:9090|10.0.0.6:9090" (not a comma: -backend a,b is two
+// backends). The bridge dials every replica and spreads calls over them (round_robin); a
+// replica whose grpc.health.v1 status is not SERVING gets no calls (a backend without the
+// health service counts as serving); and the idempotent actions, retrieve and list, are
+// retried on UNAVAILABLE, so a replica that dies under a call costs the client nothing.
+// Create, update, patch, delete and custom actions are never retried: UNAVAILABLE does not
+// say whether the replica committed the change. gRPC's retry policy is per method, and the
+// methods are known only once the catalog is discovered, so the service config travels with
+// the resolver's state and is replaced on every install.
 
 const (
 	// listScheme is the scheme of a list of replicas, "a:1|b:2".
