@@ -180,6 +180,10 @@ func (b *Broker) Subscribe(ctx context.Context, topic string, f pubsub.Filter, s
 		FilterSubjects: []string{subj},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    last + 1,
+		// One attempt: a consumer error ends the subscription anyway (consumeError), and
+		// nats.go retries a reset holding the lock Stop needs, forever by default, so a
+		// subscription ended while the server is away would never stop.
+		MaxResetAttempts: 1,
 	})
 	if err == nil {
 		var cc jetstream.ConsumeContext

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -83,9 +84,10 @@ func TestResumeFromStart(t *testing.T) {
 func TestResumeNotRecovered(t *testing.T) {
 	a, b := replicas(t, pubsub.WithHistory(2))
 	s := subscribe(t, b, "t")
-	publish(t, a, "t", upd("1"), upd("2"), upd("3"), upd("4"))
+	// One at a time: a history of 2 drops an event the live consumer has not fetched yet.
 	var offs []string
-	for range 4 {
+	for _, pk := range []string{"1", "2", "3", "4"} {
+		publish(t, a, "t", upd(pk))
 		offs = append(offs, next(t, s).Offset)
 	}
 	latest := offs[3]
@@ -124,7 +126,20 @@ func TestResumeAfterStreamRecreated(t *testing.T) {
 	if err := js.DeleteStream(context.Background(), "WSBRIDGE_EVENTS"); err != nil {
 		t.Fatal(err)
 	}
-	again := newBroker(t, nc)
+	// The server removes the old stream's files after it answers the delete; a stream created
+	// before that can fail ("error creating store for stream"), so try until it is created.
+	var again *natsbroker.Broker
+	for deadline := time.Now().Add(20 * time.Second); again == nil; {
+		nb, err := natsbroker.New(context.Background(), nc)
+		if err == nil {
+			again = nb
+			t.Cleanup(func() { nb.Close() })
+		} else if time.Now().After(deadline) {
+			t.Fatal(err)
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	publish(t, again, "t", upd("2"), upd("3"))
 	r := subscribeSince(t, again, "t", pubsub.Filter{}, old)
 	if st := r.Start(); st.Recovered || st.Replayed != 0 || st.Offset == old {

@@ -2,9 +2,11 @@ package natsbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/wsbridge/wsbridge/pubsub"
@@ -75,7 +77,15 @@ func (s *subscription) deliver(m jetstream.Msg) {
 //
 // nats.go calls it holding the consumer's lock, which Stop takes: end runs on a goroutine of
 // its own, which returns as soon as the lock is released.
+//
+// A server going away can reach the consumer first ("server shutdown", "no responders"), before the connection
+// notices: that is the connection lost too.
 func (s *subscription) consumeError(_ jetstream.ConsumeContext, err error) {
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrServerShutdown) ||
+		errors.Is(err, nats.ErrConnectionClosed) || !s.b.nc.IsConnected() {
+		go s.end(fmt.Errorf("%w (consuming stream %s: %v)", ErrConnectionLost, s.b.name, err))
+		return
+	}
 	go s.end(fmt.Errorf("natsbroker: consuming stream %s: %w", s.b.name, err))
 }
 
