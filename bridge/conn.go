@@ -3,11 +3,13 @@ package bridge
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc/metadata"
 )
@@ -60,6 +62,11 @@ type conn struct {
 	limiter     *rate.Limiter
 	expiry      *time.Timer   // closes the connection when its token expires
 	expiryDone  chan struct{} // closed when the expiry timer's function returns
+
+	// Set at the handshake too (tracing.go).
+	id          string            // in logs and spans
+	log         *slog.Logger      // the server's logger with conn=id
+	traceParent trace.SpanContext // the handshake's traceparent, if any
 }
 
 // outFrame is one message to write: head and tail are written as one WebSocket message, so a
@@ -184,6 +191,8 @@ func (c *conn) teardown() {
 	c.writer.Wait()
 	_ = c.ws.Close()
 	c.mu.Lock()
+	c.srv.metrics.queued.Add(-int64(c.queued)) // what no write took off
+	c.queued = 0
 	for i := range c.queue {
 		c.queue[i].release()
 	}
@@ -266,6 +275,7 @@ func (c *conn) markClosing() bool {
 }
 
 func (c *conn) sendClose(code int, reason string) {
+	c.srv.metrics.closed(code)
 	deadline := time.Now().Add(c.srv.opts.writeTimeout)
 	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
 	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
@@ -285,12 +295,13 @@ func (c *conn) send(f outFrame) {
 	if c.queued > 0 && c.queued+n > c.srv.opts.queueBytes {
 		c.mu.Unlock()
 		f.release()
-		c.srv.opts.logger.Info("closing slow consumer", "queued_bytes", c.queued)
+		c.log.Info("closing slow consumer", "queued_bytes", c.queued)
 		c.closeAsync(CloseSlowConsumer, "slow consumer")
 		return
 	}
 	c.queue = append(c.queue, f)
 	c.queued += n
+	c.srv.metrics.queued.Add(int64(n))
 	if !c.writing {
 		c.writing = true
 		c.writer.Add(1)
@@ -321,6 +332,7 @@ func (c *conn) writeLoop() {
 			err := c.write(&batch[i])
 			c.mu.Lock()
 			c.queued -= batch[i].size()
+			c.srv.metrics.queued.Add(-int64(batch[i].size()))
 			c.mu.Unlock()
 			batch[i].release()
 			if err != nil {
@@ -328,9 +340,9 @@ func (c *conn) writeLoop() {
 				// a timeout means a client that stopped reading for the whole write timeout.
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
-					c.srv.opts.logger.Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout)
+					c.log.Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout)
 				} else {
-					c.srv.opts.logger.Info("connection lost: write failed", "err", err)
+					c.log.Info("connection lost: write failed", "err", err)
 				}
 				for j := i + 1; j < len(batch); j++ {
 					batch[j].release()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
@@ -24,6 +25,10 @@ type Server struct {
 	hub      *hub
 	sec      security     // authentication and hardening state (security_option.go)
 	pages    pageDefaults // list paging, from the options
+
+	metrics        *metrics     // metrics.go
+	metricsHandler http.Handler // /metrics
+	tracer         trace.Tracer // nil: tracing off (tracing.go)
 
 	ctx        context.Context // the server's lifetime; cancelled by Shutdown
 	cancel     context.CancelFunc
@@ -56,6 +61,7 @@ func New(opts ...Option) (*Server, error) {
 	}
 	for _, b := range o.backends {
 		dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, b.DialOptions...)
+		dial = append(dial, o.tracingDialOptions()...) // tracing.go
 		cc, err := grpc.NewClient(b.Target, dial...)
 		if err != nil {
 			s.closeBackends()
@@ -70,6 +76,11 @@ func New(opts ...Option) (*Server, error) {
 		// CheckOrigin and HandshakeTimeout: initSecurity.
 	}
 	s.hub = newHub(s)
+	s.metrics = newMetrics(s)
+	s.metricsHandler = newMetricsHandler(s.metrics)
+	if o.tracerProvider != nil {
+		s.tracer = o.tracerProvider.Tracer(tracerName)
+	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/ws", s.serveWS)
 	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -162,6 +173,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered the client
 	}
 	c := newConn(s, ws)
+	c.initObs(r) // tracing.go: id, logger, handshake traceparent
 	c.setIdentity(hs)
 	s.mu.Lock()
 	if s.draining.Load() {
