@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/stats"
 )
 
 // Each request frame is followed from its reading to its reply by a reqObs: the request
@@ -39,6 +41,7 @@ var traceContext propagation.TraceContext
 
 // tracingDialOptions are the backend dial options tracing adds: otelgrpc's client stats
 // handler, propagating W3C trace context. Its metrics are off: /metrics has the bridge's.
+// Discovery's reflection streams and health checks are not traced: they are no client's work.
 func (o *options) tracingDialOptions() []grpc.DialOption {
 	if o.tracerProvider == nil {
 		return nil
@@ -47,6 +50,9 @@ func (o *options) tracingDialOptions() []grpc.DialOption {
 		otelgrpc.WithTracerProvider(o.tracerProvider),
 		otelgrpc.WithPropagators(traceContext),
 		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
+		otelgrpc.WithFilter(func(info *stats.RPCTagInfo) bool {
+			return !strings.HasPrefix(info.FullMethodName, "/grpc.reflection.") && !strings.HasPrefix(info.FullMethodName, "/grpc.health.")
+		}),
 	))}
 }
 
