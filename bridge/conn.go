@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -64,9 +63,8 @@ type conn struct {
 	expiryDone  chan struct{} // closed when the expiry timer's function returns
 
 	// Set at the handshake too (tracing.go).
-	id          string            // in logs and spans
-	log         *slog.Logger      // the server's logger with conn=id
-	traceParent trace.SpanContext // the handshake's traceparent, if any
+	id          uint64             // in logs and spans: connID
+	traceParent *trace.SpanContext // the handshake's traceparent; nil if none (or tracing is off)
 }
 
 // outFrame is one message to write: head and tail are written as one WebSocket message, so a
@@ -295,7 +293,7 @@ func (c *conn) send(f outFrame) {
 	if c.queued > 0 && c.queued+n > c.srv.opts.queueBytes {
 		c.mu.Unlock()
 		f.release()
-		c.log.Info("closing slow consumer", "queued_bytes", c.queued)
+		c.logger().Info("closing slow consumer", "queued_bytes", c.queued)
 		c.closeAsync(CloseSlowConsumer, "slow consumer")
 		return
 	}
@@ -340,9 +338,9 @@ func (c *conn) writeLoop() {
 				// a timeout means a client that stopped reading for the whole write timeout.
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
-					c.log.Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout)
+					c.logger().Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout)
 				} else {
-					c.log.Info("connection lost: write failed", "err", err)
+					c.logger().Info("connection lost: write failed", "err", err)
 				}
 				for j := i + 1; j < len(batch); j++ {
 					batch[j].release()

@@ -65,19 +65,28 @@ type reqObs struct {
 	done           bool       // finished, or moved to a subscription
 }
 
-// newConnID is a connection's id in the logs and spans: 12 hex digits, random.
-func newConnID() string {
-	return strconv.FormatUint(rand.Uint64()|1<<48, 16)[1:]
+// connID is the connection's id in the logs and spans: 12 hex digits, random. Kept as a
+// number and formatted only when used: an idle connection's bytes count.
+func (c *conn) connID() string {
+	return strconv.FormatUint(c.id|1<<48, 16)[1:]
 }
 
-// initObs gives a new connection its id, its logger and the trace context of its handshake.
+// logger is the server's logger with the connection's id; made only for a line to log.
+func (c *conn) logger() *slog.Logger {
+	return c.srv.opts.logger.With("conn", c.connID())
+}
+
+// initObs gives a new connection its id and the trace context of its handshake.
 func (c *conn) initObs(r *http.Request) {
-	c.id = newConnID()
-	c.log = c.srv.opts.logger.With("conn", c.id)
+	c.id = rand.Uint64() & (1<<48 - 1)
 	if c.srv.tracer != nil {
-		c.traceParent = trace.SpanContextFromContext(traceContext.Extract(context.Background(), propagation.HeaderCarrier(r.Header)))
+		if sc := trace.SpanContextFromContext(traceContext.Extract(context.Background(), propagation.HeaderCarrier(r.Header))); sc.IsValid() {
+			c.traceParent = &sc
+		}
 	}
-	c.log.Debug("connection opened", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+	if c.srv.opts.logger.Enabled(context.Background(), slog.LevelDebug) {
+		c.logger().Debug("connection opened", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+	}
 }
 
 // begin starts following a decoded request (dispatch, call.go), read at start.
@@ -100,7 +109,10 @@ func (c *conn) begin(r *request, start time.Time) {
 	if c.srv.tracer == nil {
 		return
 	}
-	parent := c.traceParent
+	var parent trace.SpanContext
+	if c.traceParent != nil {
+		parent = *c.traceParent
+	}
 	if r.traceparent != nil {
 		if tp, ok := jsonString(r.traceparent); ok {
 			if sc := trace.SpanContextFromContext(traceContext.Extract(context.Background(), propagation.MapCarrier{"traceparent": tp})); sc.IsValid() {
@@ -115,7 +127,7 @@ func (c *conn) begin(r *request, start time.Time) {
 	attrs := []attribute.KeyValue{
 		attribute.String("wsbridge.stream", o.stream),
 		attribute.String("wsbridge.action", o.action),
-		attribute.String("wsbridge.conn", c.id),
+		attribute.String("wsbridge.conn", c.connID()),
 	}
 	if r.requestID != nil {
 		attrs = append(attrs, attribute.String("wsbridge.request_id", requestIDText(r.requestID)))
@@ -184,7 +196,7 @@ func (c *conn) finish(o *reqObs, requestID []byte, status int) {
 	if status >= 500 {
 		level = slog.LevelWarn
 	}
-	if !c.log.Enabled(context.Background(), level) {
+	if !c.srv.opts.logger.Enabled(context.Background(), level) {
 		return
 	}
 	attrs := []slog.Attr{
@@ -201,7 +213,7 @@ func (c *conn) finish(o *reqObs, requestID []byte, status int) {
 	if status == 0 {
 		msg = "request abandoned: the connection ended before the reply"
 	}
-	c.log.LogAttrs(context.Background(), level, msg, attrs...)
+	c.logger().LogAttrs(context.Background(), level, msg, attrs...)
 }
 
 // requestIDText is a raw request_id as text: a string's value, a number's digits.
