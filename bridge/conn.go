@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -21,9 +22,6 @@ const (
 	// CloseSlowConsumer: the client did not read fast enough and its outbound queue filled.
 	CloseSlowConsumer = 4008
 )
-
-// closeGrace is how long a closing connection waits for the client's close frame.
-const closeGrace = time.Second
 
 // conn is one WebSocket client: one reader (the handler goroutine), and a writer goroutine
 // that exists only while there is something to write, so an idle connection holds one
@@ -48,6 +46,8 @@ type conn struct {
 	queued  int // bytes in queue
 	writing bool
 	closing bool
+	// closeSent: a close frame went out; closeSocket lingers (closing.go).
+	closeSent atomic.Bool
 	// A close frame the writer sends once it has written the queue (closeAfterFlush).
 	closeCode   int
 	closeReason string
@@ -187,7 +187,7 @@ func (c *conn) teardown() {
 	c.closing = true
 	c.mu.Unlock()
 	c.writer.Wait()
-	_ = c.ws.Close()
+	c.closeSocket() // closing.go: never loses the close frame to a reset
 	c.mu.Lock()
 	c.srv.metrics.queued.Add(-int64(c.queued)) // what no write took off
 	c.queued = 0
@@ -272,13 +272,6 @@ func (c *conn) markClosing() bool {
 	return true
 }
 
-func (c *conn) sendClose(code int, reason string) {
-	c.srv.metrics.closed(code)
-	deadline := time.Now().Add(c.srv.opts.writeTimeout)
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
-	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
-}
-
 // send queues a frame for the client. A client whose queue is over the byte limit is
 // disconnected as a slow consumer: it never holds up the caller.
 func (c *conn) send(f outFrame) {
@@ -338,9 +331,9 @@ func (c *conn) writeLoop() {
 				// a timeout means a client that stopped reading for the whole write timeout.
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
-					c.logger().Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout)
+					c.logger().Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout, "remote", c.ws.RemoteAddr().String())
 				} else {
-					c.logger().Info("connection lost: write failed", "err", err)
+					c.logger().Info("connection lost: write failed", "err", err, "remote", c.ws.RemoteAddr().String())
 				}
 				for j := i + 1; j < len(batch); j++ {
 					batch[j].release()

@@ -251,7 +251,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 		// Every connection has been sent its close frame and its work cancelled, so each
 		// ends within the close handshake's grace or a write timeout; wait that long.
-		t := time.NewTimer(closeGrace + s.opts.writeTimeout)
+		t := time.NewTimer(closeGrace + 2*s.opts.writeTimeout) // close frame, grace, linger
 		select {
 		case <-done:
 		case <-t.C:
