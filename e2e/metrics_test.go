@@ -2,12 +2,20 @@ package e2e_test
 
 import (
 	"bufio"
+	"context"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/wsbridge/wsbridge/bridge"
 )
 
 // scrape returns /metrics as series → value, keyed by the series as written
@@ -186,4 +194,47 @@ func TestMetricsClosesAndRefusals(t *testing.T) {
 	if v := metric(t, e, `wsbridge_handshake_refusals_total{reason="origin"}`); v != 3 {
 		t.Fatalf(`wsbridge_handshake_refusals_total{reason="origin"} = %v, want 3`, v)
 	}
+}
+
+// TestRequestWithoutReply: a request whose connection ends before its reply is counted with
+// status "none", and its span ends too, as an error.
+func TestRequestWithoutReply(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	e, slow := newSlowEnv(t, bridge.WithTracerProvider(tp))
+	c := e.dial()
+	c.send("questions", map[string]any{"action": "retrieve", "pk": "1", "request_id": "gone"})
+	waitRecv(t, "the call to reach the backend", slow.started)
+	c.close()
+	waitFor(t, `the request counted with status "none"`, func() bool {
+		return metric(t, e, `wsbridge_requests_total{action="retrieve",status="none",stream="questions"}`) == 1
+	})
+	s := endedSpan(t, rec, "the request's span", func(s sdktrace.ReadOnlySpan) bool {
+		return spanAttr(s, "wsbridge.request_id").AsString() == "gone"
+	})
+	if s.Status().Code != codes.Error {
+		t.Fatalf("span status %v, want an error", s.Status())
+	}
+}
+
+// TestFailedRequestLoggedAtWarn: a 5xx is the bridge's or the backend's failure, so its
+// request line is logged at warn, seen at the default level.
+func TestFailedRequestLoggedAtWarn(t *testing.T) {
+	var logs lockedBuffer
+	e, _ := newSlowEnv(t, bridge.WithCallTimeout(200*time.Millisecond),
+		bridge.WithLogger(slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+	c := e.dial()
+	wantStatus(t, c.do("questions", map[string]any{"action": "retrieve", "pk": "1", "request_id": "late"}), 504)
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"request_id":"late"`) {
+			for _, want := range []string{`"level":"WARN"`, `"msg":"request"`, `"stream":"questions"`, `"action":"retrieve"`, `"status":504`, `"conn":"`} {
+				if !strings.Contains(l, want) {
+					t.Fatalf("request line %s lacks %s", l, want)
+				}
+			}
+			return
+		}
+	}
+	t.Fatalf("no line for the request:\n%s", logs.String())
 }
