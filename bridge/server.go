@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,8 +61,8 @@ func New(opts ...Option) (*Server, error) {
 		loopDone:   make(chan struct{}),
 	}
 	for _, b := range o.backends {
+		b.DialOptions = append(slices.Clip(b.DialOptions), o.tracingDialOptions()...) // tracing.go
 		dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, b.DialOptions...)
-		dial = append(dial, o.tracingDialOptions()...) // tracing.go
 		cc, err := grpc.NewClient(b.Target, dial...)
 		if err != nil {
 			s.closeBackends()
