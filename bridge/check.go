@@ -1,11 +1,6 @@
 package bridge
 
-import (
-	"errors"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-)
+import "errors"
 
 // Validate checks options as New does, without dialing a backend or starting anything, for
 // deploy pipelines (the command's -check-config): an option out of range is New's
@@ -19,10 +14,9 @@ func Validate(opts ...Option) error {
 		return err
 	}
 	for _, b := range o.backends {
-		// grpc.NewClient parses the target and picks its resolver; it connects only on
-		// the first call, which Close forestalls.
-		dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, b.DialOptions...)
-		cc, err := grpc.NewClient(b.Target, dial...)
+		// As New dials: grpc.NewClient parses the target and picks its resolver; it
+		// connects only on the first call, which Close forestalls.
+		cc, _, err := dialBackend(b) // dial.go
 		if err != nil {
 			return errors.New("backend " + b.Target + ": " + err.Error())
 		}

@@ -11,8 +11,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Server is the bridge: an http.Handler serving the WebSocket API at /ws plus /healthz and
@@ -62,13 +60,12 @@ func New(opts ...Option) (*Server, error) {
 	}
 	for _, b := range o.backends {
 		b.DialOptions = append(slices.Clip(b.DialOptions), o.tracingDialOptions()...) // tracing.go
-		dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, b.DialOptions...)
-		cc, err := grpc.NewClient(b.Target, dial...)
+		cc, sc, err := dialBackend(b) // dial.go
 		if err != nil {
 			s.closeBackends()
 			return nil, errors.New("backend " + b.Target + ": " + err.Error())
 		}
-		s.backends = append(s.backends, &backendConn{cfg: b, conn: cc})
+		s.backends = append(s.backends, &backendConn{cfg: b, conn: cc, sc: sc})
 	}
 	s.upgrader = websocket.Upgrader{
 		ReadBufferSize:  1024,
