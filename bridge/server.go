@@ -60,7 +60,7 @@ func New(opts ...Option) (*Server, error) {
 	}
 	for _, b := range o.backends {
 		b.DialOptions = append(slices.Clip(b.DialOptions), o.tracingDialOptions()...) // tracing.go
-		cc, sc, err := dialBackend(b) // dial.go
+		cc, sc, err := dialBackend(b)                                                 // dial.go
 		if err != nil {
 			s.closeBackends()
 			return nil, errors.New("backend " + b.Target + ": " + err.Error())
