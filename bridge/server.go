@@ -59,8 +59,9 @@ func New(opts ...Option) (*Server, error) {
 		loopDone:   make(chan struct{}),
 	}
 	for _, b := range o.backends {
-		b.DialOptions = append(slices.Clip(b.DialOptions), o.tracingDialOptions()...) // tracing.go
-		cc, sc, err := dialBackend(b)                                                 // dial.go
+		// Tracing's otelgrpc handler (tracing.go) joins the backend's own dial options.
+		b.DialOptions = append(slices.Clip(b.DialOptions), o.tracingDialOptions()...)
+		cc, sc, err := dialBackend(b) // dial.go
 		if err != nil {
 			s.closeBackends()
 			return nil, errors.New("backend " + b.Target + ": " + err.Error())
