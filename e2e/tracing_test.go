@@ -93,7 +93,7 @@ func spanAttr(s sdktrace.ReadOnlySpan, key string) attribute.Value {
 	return attribute.Value{}
 }
 
-const retrieveMethod = "/polls.v1.QuestionService/Retrieve"
+const tracedRetrieve = "/polls.v1.QuestionService/Retrieve"
 
 // TestTracingPayloadTraceparent: a frame with payload.traceparent gets a server span with
 // that parent and the stream, action and status; the backend call is a client span under
@@ -132,7 +132,7 @@ func TestTracingPayloadTraceparent(t *testing.T) {
 	}
 
 	client := endedSpan(t, rec, "the backend call's span", func(s sdktrace.ReadOnlySpan) bool {
-		return s.SpanKind() == trace.SpanKindClient && s.Name() == retrieveMethod[1:] && s.Parent().SpanID() == server.SpanContext().SpanID()
+		return s.SpanKind() == trace.SpanKindClient && s.Name() == tracedRetrieve[1:] && s.Parent().SpanID() == server.SpanContext().SpanID()
 	})
 	if client.SpanContext().TraceID().String() != traceID {
 		t.Fatalf("client span in trace %s, want %s", client.SpanContext().TraceID(), traceID)
@@ -143,7 +143,7 @@ func TestTracingPayloadTraceparent(t *testing.T) {
 		}
 	}
 	want := "00-" + traceID + "-" + client.SpanContext().SpanID().String() + "-01"
-	if got := tb.traceparents(retrieveMethod); len(got) != 1 || got[0] != want {
+	if got := tb.traceparents(tracedRetrieve); len(got) != 1 || got[0] != want {
 		t.Fatalf("the backend's Retrieve got traceparent %q, want [%s]", got, want)
 	}
 }
