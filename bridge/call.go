@@ -37,12 +37,15 @@ func (f *inFrame) release() {
 // when the connection ended while waiting for a request slot.
 func (c *conn) dispatch(in *inFrame) bool {
 	r := &in.req
+	start := time.Now()
 	e := r.decode(in.buf.Bytes()) // request.go
+	c.begin(r, start)             // tracing.go
 	if c.limiter != nil && !c.limiter.Allow() {
 		e = errTooManyReqs // guard.go
 	}
 	res, a := c.route(r, e) // call.go
 	if a == nil {
+		c.abandoned(r) // unless answered, or moved to its subscription
 		in.release()
 		return true
 	}
@@ -50,6 +53,7 @@ func (c *conn) dispatch(in *inFrame) bool {
 	select {
 	case c.sem <- struct{}{}:
 	case <-c.ctx.Done():
+		c.abandoned(r)
 		in.release()
 		return false
 	}
@@ -62,6 +66,7 @@ func (c *conn) dispatch(in *inFrame) bool {
 	}
 	go func() {
 		defer func() {
+			c.abandoned(r)
 			in.release()
 			<-c.sem
 			c.endReq()
@@ -145,7 +150,7 @@ func (c *conn) call(res *resource, a *action, r *request) {
 		c.replyError(r, e)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.srv.opts.callTimeout)
+	ctx, cancel := context.WithTimeout(r.callContext(c.ctx), c.srv.opts.callTimeout) // tracing.go
 	defer cancel()
 	if len(c.md) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, c.md)
@@ -172,6 +177,7 @@ func (c *conn) call(res *resource, a *action, r *request) {
 		c.replyError(r, newError(http.StatusBadGateway, "The backend's response could not be encoded: "+err.Error()))
 		return
 	}
+	c.answered(r, replyStatus(a))
 	c.reply(out)
 }
 
@@ -179,5 +185,6 @@ func (c *conn) call(res *resource, a *action, r *request) {
 func (c *conn) replyError(r *request, e *errorReply) {
 	out := getBuf()
 	*out = appendErrorReply(*out, r, e)
+	c.answered(r, e.Status)
 	c.reply(out)
 }

@@ -27,6 +27,7 @@ func (c *conn) closeLinger() time.Duration { return c.srv.opts.writeTimeout }
 
 // sendClose writes the close frame and gives the client closeGrace to answer it.
 func (c *conn) sendClose(code int, reason string) {
+	c.srv.metrics.closed(code) // metrics.go
 	deadline := time.Now().Add(c.srv.opts.writeTimeout)
 	err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
 	if err == nil {
@@ -35,9 +36,9 @@ func (c *conn) sendClose(code int, reason string) {
 		// No close frame can reach the client: it will see 1006. Say why.
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			c.srv.opts.logger.Warn("connection lost: the client read nothing for the write timeout; no close frame sent", "code", code, "write_timeout", c.srv.opts.writeTimeout, "remote", c.ws.RemoteAddr().String())
+			c.logger().Warn("connection lost: the client read nothing for the write timeout; no close frame sent", "code", code, "write_timeout", c.srv.opts.writeTimeout, "remote", c.ws.RemoteAddr().String())
 		} else {
-			c.srv.opts.logger.Info("connection lost: writing the close frame failed", "code", code, "err", err, "remote", c.ws.RemoteAddr().String())
+			c.logger().Info("connection lost: writing the close frame failed", "code", code, "err", err, "remote", c.ws.RemoteAddr().String())
 		}
 	}
 	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
@@ -59,7 +60,7 @@ func (c *conn) closeSocket() {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			// Closing now may still reset the connection if the client sends more.
-			c.srv.opts.logger.Info("close handshake cut short: the client did not close its end within the linger", "linger", linger, "remote", c.ws.RemoteAddr().String())
+			c.logger().Info("close handshake cut short: the client did not close its end within the linger", "linger", linger, "remote", c.ws.RemoteAddr().String())
 		}
 	}
 	_ = c.ws.Close()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc/metadata"
 )
@@ -60,6 +61,10 @@ type conn struct {
 	limiter     *rate.Limiter
 	expiry      *time.Timer   // closes the connection when its token expires
 	expiryDone  chan struct{} // closed when the expiry timer's function returns
+
+	// Set at the handshake too (tracing.go).
+	id          uint64             // in logs and spans: connID
+	traceParent *trace.SpanContext // the handshake's traceparent; nil if none (or tracing is off)
 }
 
 // outFrame is one message to write: head and tail are written as one WebSocket message, so a
@@ -184,6 +189,8 @@ func (c *conn) teardown() {
 	c.writer.Wait()
 	c.closeSocket() // closing.go: never loses the close frame to a reset
 	c.mu.Lock()
+	c.srv.metrics.queued.Add(-int64(c.queued)) // what no write took off
+	c.queued = 0
 	for i := range c.queue {
 		c.queue[i].release()
 	}
@@ -279,12 +286,13 @@ func (c *conn) send(f outFrame) {
 	if c.queued > 0 && c.queued+n > c.srv.opts.queueBytes {
 		c.mu.Unlock()
 		f.release()
-		c.srv.opts.logger.Info("closing slow consumer", "queued_bytes", c.queued)
+		c.logger().Info("closing slow consumer", "queued_bytes", c.queued)
 		c.closeAsync(CloseSlowConsumer, "slow consumer")
 		return
 	}
 	c.queue = append(c.queue, f)
 	c.queued += n
+	c.srv.metrics.queued.Add(int64(n))
 	if !c.writing {
 		c.writing = true
 		c.writer.Add(1)
@@ -315,6 +323,7 @@ func (c *conn) writeLoop() {
 			err := c.write(&batch[i])
 			c.mu.Lock()
 			c.queued -= batch[i].size()
+			c.srv.metrics.queued.Add(-int64(batch[i].size()))
 			c.mu.Unlock()
 			batch[i].release()
 			if err != nil {
@@ -322,9 +331,9 @@ func (c *conn) writeLoop() {
 				// a timeout means a client that stopped reading for the whole write timeout.
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
-					c.srv.opts.logger.Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout, "remote", c.ws.RemoteAddr().String())
+					c.logger().Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout, "remote", c.ws.RemoteAddr().String())
 				} else {
-					c.srv.opts.logger.Info("connection lost: write failed", "err", err, "remote", c.ws.RemoteAddr().String())
+					c.logger().Info("connection lost: write failed", "err", err, "remote", c.ws.RemoteAddr().String())
 				}
 				for j := i + 1; j < len(batch); j++ {
 					batch[j].release()

@@ -47,6 +47,7 @@ func BenchmarkEventFanout(b *testing.B) {
 			}
 			res.access = resolveAccess(res, cfg)
 			srv := &Server{opts: defaultOptions()}
+			srv.metrics = newMetrics(srv)
 			srv.opts.queueBytes = 1 << 40
 			h := newHub(srv)
 			sm := res.subscribe

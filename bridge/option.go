@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -52,6 +53,8 @@ type options struct {
 	schemaOff      bool            // WithSchema(false): no /schema (schema.go)
 	debugPage      bool            // WithDebugPage(true): serve /debug/ (debug.go)
 	int64AsNumber  bool            // WithInt64AsNumber(true) (int64json.go)
+
+	tracerProvider trace.TracerProvider // WithTracerProvider (tracing.go); nil: off
 }
 
 func defaultOptions() options {

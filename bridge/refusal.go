@@ -71,6 +71,7 @@ func (l *refusalLog) allow(kind string) (ok bool, suppressed int) {
 // logRefusal logs a refused handshake, rate-limited per kind. reason never holds a token:
 // the credential error is the authenticator's, and a token it quotes is cut out.
 func (s *Server) logRefusal(r *http.Request, status int, kind, reason string) {
+	s.metrics.refused(kind) // every refusal, logged or not
 	ok, suppressed := s.sec.refused.allow(kind)
 	if !ok {
 		return

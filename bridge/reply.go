@@ -280,6 +280,8 @@ func (s *subscription) confirm(resumed bool) outFrame {
 	}
 	if resumed {
 		data = append(data, `,"resumed":true`...)
+	} else {
+		s.answered(http.StatusOK) // tracing.go
 	}
 	data = append(data, '}')
 	buf := getBuf()
@@ -293,6 +295,7 @@ func (s *subscription) failure(e *errorReply) outFrame {
 	if s.instance {
 		action = subscribeInstanceJSON
 	}
+	s.answered(e.Status) // tracing.go: a no-op for a notice
 	buf := getBuf()
 	*buf = appendReply(*buf, s.up.res.streamJSON, action, nil, e.appendErrors(nil), e.Status, s.requestID, nil)
 	return outFrame{head: *buf, buf: buf}

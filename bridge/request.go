@@ -15,6 +15,9 @@ type request struct {
 	requestID []byte
 	dataPK    bool // pk came from data.pk (the original README's form); see dataFor
 
+	traceparent []byte // payload.traceparent: W3C trace context of this request (tracing.go)
+	obs         reqObs // metrics, span and log line of this request (tracing.go)
+
 	// data, when it is an object: every member in order (a list's page members are read
 	// from here, in order, since which error a frame gets depends on it), and the members
 	// the protocol itself reads.
@@ -73,6 +76,8 @@ func (r *request) decode(frame []byte) *errorReply {
 			r.data = v
 		case keyIs(k, "request_id"):
 			r.requestID = v
+		case keyIs(k, "traceparent"):
+			r.traceparent = v
 		}
 	})
 	if r.requestID != nil {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Server is the bridge: an http.Handler serving the WebSocket API at /ws plus /healthz and
@@ -22,6 +24,10 @@ type Server struct {
 	hub      *hub
 	sec      security     // authentication and hardening state (security_option.go)
 	pages    pageDefaults // list paging, from the options
+
+	metrics        *metrics     // metrics.go
+	metricsHandler http.Handler // /metrics
+	tracer         trace.Tracer // nil: tracing off (tracing.go)
 
 	ctx        context.Context // the server's lifetime; cancelled by Shutdown
 	cancel     context.CancelFunc
@@ -53,6 +59,8 @@ func New(opts ...Option) (*Server, error) {
 		loopDone:   make(chan struct{}),
 	}
 	for _, b := range o.backends {
+		// Tracing's otelgrpc handler (tracing.go) joins the backend's own dial options.
+		b.DialOptions = append(slices.Clip(b.DialOptions), o.tracingDialOptions()...)
 		cc, sc, err := dialBackend(b) // dial.go
 		if err != nil {
 			s.closeBackends()
@@ -67,6 +75,11 @@ func New(opts ...Option) (*Server, error) {
 		// CheckOrigin and HandshakeTimeout: initSecurity.
 	}
 	s.hub = newHub(s)
+	s.metrics = newMetrics(s)
+	s.metricsHandler = newMetricsHandler(s.metrics)
+	if o.tracerProvider != nil {
+		s.tracer = o.tracerProvider.Tracer(tracerName)
+	}
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("/ws", s.serveWS)
 	s.mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -159,6 +172,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered the client
 	}
 	c := newConn(s, ws)
+	c.initObs(r) // tracing.go: id, logger, handshake traceparent
 	c.setIdentity(hs)
 	s.mu.Lock()
 	if s.draining.Load() {

@@ -66,6 +66,7 @@ type subscription struct {
 	notified  bool   // got the 503 notice of the current outage; guarded by up.mu
 	allowed   uint64 // the last event the permission allowed it; the pump's alone (upstream.go)
 	instance  bool   // made by DCRF's subscribe_instance
+	obs       subObs // the subscribe until its reply (tracing.go)
 }
 
 type subFilter struct {
@@ -172,6 +173,7 @@ func (h *hub) add(c *conn, res *resource, r *request, events eventSet, instance 
 		go h.run(up)
 	}
 	sub.up = up
+	r.movedTo(sub) // tracing.go
 	c.subs.list = append(c.subs.list, sub)
 	h.subs.Add(1)
 	up.mu.Lock()
@@ -270,6 +272,7 @@ func (h *hub) end(c *conn, res *resource, r *request, match func(*subscription) 
 	data = append(data, "]}"...)
 	out := getBuf()
 	*out = appendReply(*out, res.streamJSON, r.action, data, nil, http.StatusOK, r.requestID, nil)
+	c.answered(r, http.StatusOK)
 	c.reply(out)
 }
 
@@ -309,6 +312,7 @@ func (h *hub) endConn(c *conn, pendingReply *errorReply) {
 		if h.detach(s) && pendingReply != nil {
 			c.send(s.failure(pendingReply))
 		}
+		s.answered(0) // a subscribe never answered: the connection ended (tracing.go)
 	}
 	h.subs.Add(-int64(len(c.subs.list)))
 	c.subs.list = nil

@@ -216,6 +216,9 @@ func (h *hub) failed(up *upstream, e *errorReply) bool {
 	}
 	empty := len(up.subs) == 0
 	up.mu.Unlock()
+	if !empty {
+		h.srv.metrics.upstreamReopen(up.key.stream) // metrics.go
+	}
 	if empty {
 		if h.upstreams[up.key] == up {
 			delete(h.upstreams, up.key)
@@ -278,12 +281,15 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 		// Sent under up.mu, to the subscribers still there: one that unsubscribed meanwhile
 		// gets no event after its unsubscribe's reply.
 		up.mu.Lock()
+		n := 0
 		for _, s := range up.subs {
 			if check && s.allowed != seq {
 				continue
 			}
 			s.conn.send(outFrame{head: head, tail: s.tail})
+			n++
 		}
 		up.mu.Unlock()
+		h.srv.metrics.eventsDelivered(up.key.stream, n) // metrics.go
 	}
 }

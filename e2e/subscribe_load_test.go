@@ -298,6 +298,9 @@ func TestSubscribeSlowConsumer(t *testing.T) {
 	if got >= updates*slowSubs {
 		t.Fatalf("the slow consumer got all %d events and was still closed", got)
 	}
+	if v := metric(t, e, `wsbridge_closes_total{code="4008"}`); v != 1 { // metrics_test.go
+		t.Fatalf(`wsbridge_closes_total{code="4008"} = %v, want 1`, v)
+	}
 	t.Logf("slow consumer cut off after %d of %d frames", got, updates*slowSubs)
 
 	// The fast subscribers are unaffected afterwards too.

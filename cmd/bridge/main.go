@@ -29,7 +29,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "bridge:", err)
 		stop()
 		os.Exit(2)
@@ -67,6 +67,8 @@ type config struct {
 	drainTimeout  time.Duration
 	refresh       time.Duration
 	logLevel      string
+	logFormat     string
+	checkConfig   bool
 	schema        bool
 	debug         bool
 	int64Number   bool
@@ -101,6 +103,8 @@ var flagSpecs = []flagSpec{
 	{"drain-timeout", "BRIDGE_DRAIN_TIMEOUT", "", ""},
 	{"refresh-interval", "BRIDGE_REFRESH_INTERVAL", "WithRefresh", ""},
 	{"log-level", "BRIDGE_LOG_LEVEL", "", ""},
+	{"log-format", "BRIDGE_LOG_FORMAT", "", ""},
+	{"check-config", "BRIDGE_CHECK_CONFIG", "", ""},
 	{"schema", "BRIDGE_SCHEMA", "WithSchema", ""},
 	{"debug", "BRIDGE_DEBUG", "WithDebugPage", ""},
 	{"int64-as-number", "BRIDGE_INT64_AS_NUMBER", "WithInt64AsNumber", ""},
@@ -174,6 +178,8 @@ func registerFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
 	fs.DurationVar(&c.refresh, "refresh-interval", 0, "discover the backends' services again this often (0: once, at start)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "text (logfmt-like) or json (one JSON object a line)")
+	fs.BoolVar(&c.checkConfig, "check-config", false, "check the flags, environment and files, print ok and exit (2 and the error if bad); listens on nothing and dials no backend")
 	fs.BoolVar(&c.schema, "schema", true, "serve the JSON description of the streams at GET /schema")
 	fs.BoolVar(&c.debug, "debug", false, "serve the interactive debugger page at /debug/; never in production")
 	fs.BoolVar(&c.int64Number, "int64-as-number", false, "write 64-bit integers as JSON numbers when within ±(2^53−1), as strings beyond; overrides int64_as_number of -config")
@@ -300,7 +306,8 @@ func readDescriptorSet(path string) (*protoregistry.Files, error) {
 
 // run serves until ctx ends (SIGINT or SIGTERM in main), then drains. A test gives it an
 // ended ctx: a configuration that is accepted then returns nil at once instead of serving.
-func run(ctx context.Context, args []string) error {
+// Logs go to stderr; stdout gets only -check-config's "ok".
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c, err := parseFlags(args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -308,16 +315,30 @@ func run(ctx context.Context, args []string) error {
 		}
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return fmt.Errorf("-log-level: %v", err)
+	logger, err := c.newLogger(stderr) // ops.go
+	if err != nil {
+		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	// Not ctx, which ends at the signal: the JWKS refresh lasts until run returns.
 	authCtx, stopAuth := context.WithCancel(context.Background())
 	defer stopAuth()
 	opts, err := c.options(authCtx, logger)
 	if err != nil {
+		return err
+	}
+	tp, err := tracing(authCtx) // ops.go: OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing(tp, logger)
+	if tp != nil {
+		opts = append(opts, bridge.WithTracerProvider(tp))
+	}
+	if c.checkConfig {
+		if err := c.check(opts); err != nil { // ops.go
+			return err
+		}
+		_, err := fmt.Fprintln(stdout, "ok")
 		return err
 	}
 	// The options are checked before anything listens: a bad flag is reported as such.
@@ -366,7 +387,7 @@ func run(ctx context.Context, args []string) error {
 		go func() { serveErr <- metricsSrv.Serve(metricsLn) }()
 		logger.Info("metrics listening", "url", "http://"+metricsLn.Addr().String()+"/metrics")
 	}
-	logger.Info("bridge listening", "ws", wsURL, "backends", c.backends.String())
+	logger.Info("bridge listening", "ws", wsURL, "backends", c.backends.String(), "tracing", tp != nil)
 	if c.debug {
 		logger.Warn("debugger page enabled; never do this in production", "url", "http://"+ln.Addr().String()+"/debug/")
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -52,6 +53,7 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 		{[]string{"-backend", "x:1", "-descriptor-set", "/nonexistent/set.binpb"}, nil, "-descriptor-set"},
 		{[]string{"-backend", "x:1", "-listen", "256.0.0.1:http"}, nil, "-listen"},
 		{[]string{"-backend", "x:1", "-log-level", "loud"}, nil, "-log-level"},
+		{[]string{"-backend", "x:1", "-log-format", "xml"}, nil, "-log-format"},
 		{[]string{"-backend", "x:1", "-http-idle-timeout", "0s"}, nil, "-http-idle-timeout"},
 		{[]string{"-backend", "x:1"}, map[string]string{"BRIDGE_HTTP_IDLE_TIMEOUT": "-1s"}, "-http-idle-timeout"},
 		{[]string{"-backend", "x:1", "-listen", "127.0.0.1:0", "-metrics-listen", "256.0.0.1:http"}, nil, "-metrics-listen"},
@@ -73,7 +75,7 @@ func wantFlagError(t *testing.T, args []string, env map[string]string, flag stri
 			t.Setenv(k, "")
 		}
 	}()
-	err := run(ended(), args)
+	err := run(ended(), args, io.Discard, io.Discard)
 	if err == nil {
 		t.Fatalf("%v %v: no error", args, env)
 	}
@@ -118,7 +120,7 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 // TestAcceptedFlagsReturnOnEndedContext checks the harness of wantFlagError: flags that are
 // accepted make run return nil at once with an ended context, instead of serving.
 func TestAcceptedFlagsReturnOnEndedContext(t *testing.T) {
-	if err := run(ended(), []string{"-backend", "127.0.0.1:1", "-listen", "127.0.0.1:0", "-metrics-listen", "127.0.0.1:0"}); err != nil {
+	if err := run(ended(), []string{"-backend", "127.0.0.1:1", "-listen", "127.0.0.1:0", "-metrics-listen", "127.0.0.1:0"}, io.Discard, io.Discard); err != nil {
 		t.Fatalf("valid flags: %v", err)
 	}
 }
