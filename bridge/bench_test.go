@@ -258,7 +258,7 @@ func BenchmarkFramePath(b *testing.B) {
 				}
 				res := srv.catalog.Load().streams[string(unquoted(r.stream))]
 				a := res.actions[r.name]
-				if _, _, e := buildRequest(a, &r, pagesOf(&srv.opts)); e != nil {
+				if _, _, e := buildRequest(nil, a, &r, pagesOf(&srv.opts)); e != nil {
 					b.Fatal(e)
 				}
 				data := getBuf()
