@@ -64,15 +64,63 @@ func (c *conn) dispatch(in *inFrame) bool {
 		in.release()
 		return true
 	}
-	go func() {
-		defer func() {
-			in.release()
-			<-c.sem
-			c.endReq()
-		}()
-		c.call(res, a, r)
-	}()
+	c.srv.calls.run(c.srv.ctx, callJob{c, res, a, in})
 	return true
+}
+
+// callJob is one backend call of a connection, with the frame it came in.
+type callJob struct {
+	c   *conn
+	res *resource
+	a   *action
+	in  *inFrame
+}
+
+func (j callJob) run() {
+	defer func() {
+		j.in.release()
+		<-j.c.sem
+		j.c.endReq()
+	}()
+	j.c.call(j.res, j.a, &j.in.req)
+}
+
+// callWorkers run backend calls on goroutines kept between calls, so that a call's stack
+// (gRPC's client is deep) grows once per worker rather than once per request. There are as
+// many workers as calls in flight at the busiest moment of the last callIdle; a worker ends
+// when no call comes for callIdle, or when the server shuts down.
+type callWorkers struct {
+	jobs chan callJob // unbuffered: a job goes to a worker that is waiting, or to a new one
+}
+
+// callIdle is how long a worker waits for the next call.
+const callIdle = 10 * time.Second
+
+func newCallWorkers() callWorkers { return callWorkers{jobs: make(chan callJob)} }
+
+// run starts j on an idle worker, or on a new one.
+func (w callWorkers) run(ctx context.Context, j callJob) {
+	select {
+	case w.jobs <- j:
+	default:
+		go w.work(ctx, j)
+	}
+}
+
+func (w callWorkers) work(ctx context.Context, j callJob) {
+	idle := time.NewTimer(callIdle)
+	defer idle.Stop()
+	for {
+		j.run()
+		idle.Reset(callIdle)
+		select {
+		case j = <-w.jobs:
+		case <-idle.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // route answers a decoded request on the read loop, or its decoding error e, unless it is a
