@@ -9,6 +9,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/wsbridge/wsbridge/internal/wirejson"
 )
 
 // buildMessage is buildRequest's request as a message, whichever way it was built.
@@ -120,6 +122,24 @@ func TestWireReplyMatchesProtojson(t *testing.T) {
 			if string(out) != compactJSON(t, want) {
 				t.Errorf("%s (int64 as number %v):\n got %s\nwant %s", name, num, out, compactJSON(t, want))
 			}
+		}
+	}
+}
+
+// wirejson's errors become the reply's field errors: the top-level field, and the rest of a
+// nested field's path before the message; an error in no field is "Invalid data".
+func TestWireDataError(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{&wirejson.Error{Field: "votes", Msg: "Not a valid int64."}, `[{"votes":["Not a valid int64."]}]`},
+		{&wirejson.Error{Field: "book.author.name", Msg: "Not a valid string."}, `[{"book":["author.name: Not a valid string."]}]`},
+		{&wirejson.Error{Msg: "invalid JSON at offset 3: unexpected \"}\""}, `["Invalid data: invalid JSON at offset 3: unexpected \"}\""]`},
+	} {
+		e := wireDataError(c.err)
+		if got := string(e.appendErrors(nil)); e.Status != 400 || got != c.want {
+			t.Errorf("%v: %d %s, want 400 %s", c.err, e.Status, got, c.want)
 		}
 	}
 }
