@@ -11,7 +11,6 @@ import (
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
-	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 // Services written in Google's resource-oriented style (AIP-131 to AIP-136) work through
@@ -375,11 +374,10 @@ func servesResource(sd protoreflect.ServiceDescriptor, name string, rules map[st
 // keys fill the resource field (book) when it has them, and the request's other fields
 // (parent, book_id, validate_only, force) otherwise; pk fills the key field, also inside the
 // resource field (book.name).
-func buildAIPRequest(a *action, r *request, pd pageDefaults) (*dynamicpb.Message, page, *errorReply) {
+func buildAIPRequest(rb *reqBuilder, a *action, r *request, pd pageDefaults) (page, *errorReply) {
 	var pg page
-	msg := dynamicpb.NewMessage(a.req)
 	if r.data != nil && r.data[0] != '{' {
-		return nil, pg, errDataNotObject
+		return pg, errDataNotObject
 	}
 	var token []byte
 	var skip func(k []byte) bool
@@ -393,7 +391,7 @@ func buildAIPRequest(a *action, r *request, pd pageDefaults) (*dynamicpb.Message
 			skip = isPageKey
 		}
 		if e != nil {
-			return nil, pg, e
+			return pg, e
 		}
 	}
 
@@ -426,58 +424,57 @@ func buildAIPRequest(a *action, r *request, pd pageDefaults) (*dynamicpb.Message
 		unknown.Fields = append(unknown.Fields, fieldError{Field: name, Messages: []string{"Unknown field."}})
 	}
 	if unknown != nil {
-		return nil, pg, unknown
+		return pg, unknown
 	}
 	if rest != nil {
 		rest = append(rest, '}')
-		if err := unmarshalJSON.Unmarshal(rest, msg); err != nil {
-			return nil, pg, invalidData(a.req, err)
+		if e := rb.unmarshal(nil, rest); e != nil {
+			return pg, e
 		}
 	}
 	if a.data != nil && (body != nil || a.kind == kindCreate || a.kind == kindUpdate || a.kind == kindPatch) {
-		target := msg.Mutable(a.data).Message()
 		if body != nil {
 			body = append(body, '}')
-			if err := unmarshalJSON.Unmarshal(body, target.Interface()); err != nil {
-				return nil, pg, invalidData(target.Descriptor(), err)
-			}
+		}
+		if e := rb.unmarshal(a.data, body); e != nil {
+			return pg, e
 		}
 	}
 
 	if len(a.keyPath) > 0 {
-		if e := setKey(msg, a.keyPath[:len(a.keyPath)-1], a, r.pk); e != nil {
-			return nil, pg, e
+		if e := rb.setKey(a.keyPath[:len(a.keyPath)-1], a, r.pk); e != nil {
+			return pg, e
 		}
 	}
 
 	if a.mask != nil && (a.kind == kindPatch || a.kind == kindUpdate) {
-		fm := msg.Mutable(a.mask).Message()
-		paths := fm.Mutable(fm.Descriptor().Fields().ByName("paths")).List()
+		rb.beginMask(a.mask)
 		if a.kind == kindUpdate {
-			paths.Append(protoreflect.ValueOfString("*"))
+			rb.addPath("*")
 		} else {
 			for _, f := range bodyKeys {
 				if len(a.keyPath) > 0 && f == a.keyPath[len(a.keyPath)-1] {
 					continue // the key names the resource; it is not changed
 				}
-				paths.Append(protoreflect.ValueOfString(string(f.Name())))
+				rb.addPath(string(f.Name()))
 			}
 		}
+		rb.endMask()
 	}
 
 	if a.kind == kindList {
 		if a.pageToken != nil {
 			if token != nil {
-				msg.Set(a.pageToken, protoreflect.ValueOfString(string(token)))
+				rb.set(nil, a.pageToken, protoreflect.ValueOfString(string(token)))
 			}
 		} else if a.page != nil {
-			msg.Set(a.page, intValue(a.page, pg.number))
+			rb.set(nil, a.page, intValue(a.page, pg.number))
 		}
 		if a.pageSize != nil {
-			msg.Set(a.pageSize, intValue(a.pageSize, pg.size))
+			rb.set(nil, a.pageSize, intValue(a.pageSize, pg.size))
 		}
 	}
-	return msg, pg, nil
+	return pg, nil
 }
 
 // readCursor reads a cursor-paginated list's data.page_size and data.page_token; the request
@@ -527,7 +524,7 @@ func isCursorKey(k []byte) bool {
 
 // appendCursorMeta is a cursor-paginated list's meta: the page size asked for, then the
 // response's scalars (next_page_token, total_size when the response has it).
-func appendCursorMeta(b []byte, a *action, resp *dynamicpb.Message, pg page, num bool) []byte {
+func appendCursorMeta(b []byte, a *action, resp fieldGetter, pg page, num bool) []byte {
 	b = append(b, `{"page_size":`...)
 	b = strconv.AppendInt(b, pg.size, 10)
 	for _, f := range a.meta {

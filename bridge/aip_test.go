@@ -277,34 +277,34 @@ func TestBuildAIPRequest(t *testing.T) {
 		return out.String()
 	}
 
-	msg, _, e := buildRequest(w.actions["create"], testRequest(t, ``, `{"color":"red","parent":"factories/1","validate_only":true}`), pagesOf(&s.opts))
+	msg, _, e := buildMessage(t, w.actions["create"], testRequest(t, ``, `{"color":"red","parent":"factories/1","validate_only":true}`), pagesOf(&s.opts))
 	if e != nil {
 		t.Fatal(e)
 	}
 	if got := text(msg); got != `{"parent":"factories/1","widget":{"name":"","color":"red","size":0},"validate_only":true}` {
 		t.Errorf("create: %s", got)
 	}
-	msg, _, e = buildRequest(w.actions["update"], testRequest(t, `"factories/1/widgets/2"`, `{"size":3}`), pagesOf(&s.opts))
+	msg, _, e = buildMessage(t, w.actions["update"], testRequest(t, `"factories/1/widgets/2"`, `{"size":3}`), pagesOf(&s.opts))
 	if e != nil {
 		t.Fatal(e)
 	}
 	if got := text(msg); got != `{"widget":{"name":"factories/1/widgets/2","color":"","size":3},"update_mask":null} mask *` {
 		t.Errorf("update: %s", got)
 	}
-	if _, _, e := buildRequest(w.actions["update"], testRequest(t, ``, `{"size":3}`), pagesOf(&s.opts)); e != errNotFound {
+	if _, _, e := buildMessage(t, w.actions["update"], testRequest(t, ``, `{"size":3}`), pagesOf(&s.opts)); e != errNotFound {
 		t.Errorf("update without pk: %v", e)
 	}
-	if _, _, e := buildRequest(w.actions["create"], testRequest(t, ``, `{"colour":"red"}`), pagesOf(&s.opts)); e == nil || e.Fields[0].Field != "colour" {
+	if _, _, e := buildMessage(t, w.actions["create"], testRequest(t, ``, `{"colour":"red"}`), pagesOf(&s.opts)); e == nil || e.Fields[0].Field != "colour" {
 		t.Errorf("unknown field: %v", e)
 	}
-	msg, pg, e := buildRequest(w.actions["list"], testRequest(t, ``, `{"parent":"factories/1","page_size":5000,"page_token":"abc"}`), pagesOf(&s.opts))
+	msg, pg, e := buildMessage(t, w.actions["list"], testRequest(t, ``, `{"parent":"factories/1","page_size":5000,"page_token":"abc"}`), pagesOf(&s.opts))
 	if e != nil {
 		t.Fatal(e)
 	}
 	if got := text(msg); got != `{"parent":"factories/1","page_size":1000,"page_token":"abc"}` || pg.size != 1000 {
 		t.Errorf("list: %s (page size %d)", got, pg.size)
 	}
-	if _, _, e := buildRequest(w.actions["list"], testRequest(t, ``, `{"page":2}`), pagesOf(&s.opts)); e != errCursorPage {
+	if _, _, e := buildMessage(t, w.actions["list"], testRequest(t, ``, `{"page":2}`), pagesOf(&s.opts)); e != errCursorPage {
 		t.Errorf("page on a cursor list: %v", e)
 	}
 
@@ -313,7 +313,7 @@ func TestBuildAIPRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	w = widgetCatalog(t, widgetFile(t), catalogConfig{rules: rules}).streams["gizmos"]
-	msg, _, e = buildRequest(w.actions["patch"], testRequest(t, `"factories/1/widgets/2"`, `{"size":3,"color":"blue"}`), pagesOf(&s.opts))
+	msg, _, e = buildMessage(t, w.actions["patch"], testRequest(t, `"factories/1/widgets/2"`, `{"size":3,"color":"blue"}`), pagesOf(&s.opts))
 	if e != nil {
 		t.Fatal(e)
 	}

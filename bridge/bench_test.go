@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/dynamicpb"
@@ -212,8 +214,10 @@ type errorString string
 
 func (e errorString) Error() string { return string(e) }
 
-// BenchmarkFramePath is the bridge's CPU work for one request apart from the gRPC call and
-// the network: decode the frame, build the request message, encode the reply from a response.
+// BenchmarkFramePath is the bridge's CPU work for one request apart from gRPC and the
+// network: decode the frame, build the request, turn the response's wire bytes into the reply.
+// The protojson- runs include what gRPC's proto codec then does on that path (marshal the
+// request message, unmarshal the response into one), which wirejson's raw-bytes codec skips.
 func BenchmarkFramePath(b *testing.B) {
 	srv, err := New(WithBackend(Backend{Target: "127.0.0.1:1"}), WithDescriptors(protoregistry.GlobalFiles),
 		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
@@ -235,45 +239,68 @@ func BenchmarkFramePath(b *testing.B) {
 		b.Fatalf("no questions stream in the catalog: %v", srv.catalog.Load().names())
 	}
 
-	for _, call := range benchCalls {
-		b.Run(call.name, func(b *testing.B) {
-			frame := []byte(call.frame(42) + `"r-1"}}`)
-			want := []byte(call.want)
-			// The backend's answer: question 42.
-			a := res.actions[call.name]
-			resp := dynamicpb.NewMessage(a.resp)
-			fields := a.resp.Fields()
-			resp.Set(fields.ByName("id"), protoreflect.ValueOfInt64(42))
-			resp.Set(fields.ByName("question_text"), protoreflect.ValueOfString("Benchmark?"))
-			status := 200
-			if a.kind == kindCreate {
-				status = 201
-			}
-			b.ReportAllocs()
-			var r request // the read loop's is pooled with its frame buffer
-			for b.Loop() {
-				e := r.decode(frame)
-				if e != nil {
-					b.Fatal(e)
-				}
-				res := srv.catalog.Load().streams[string(unquoted(r.stream))]
-				a := res.actions[r.name]
-				if _, _, e := buildRequest(a, &r, pagesOf(&srv.opts)); e != nil {
-					b.Fatal(e)
-				}
-				data := getBuf()
-				var err error
-				if *data, err = appendResponseData(*data, a, resp); err != nil {
+	// wirejson (what the bridge uses), then protojson and dynamicpb (its fallback for the
+	// messages wirejson does not support, and the path before issue 11).
+	for _, path := range []string{"", "protojson-"} {
+		for _, call := range benchCalls {
+			b.Run(path+call.name, func(b *testing.B) {
+				frame := []byte(call.frame(42) + `"r-1"}}`)
+				want := []byte(call.want)
+				a := *res.actions[call.name]
+				a.wire = path == ""
+				// The backend's answer: question 42.
+				resp := dynamicpb.NewMessage(a.resp)
+				fields := a.resp.Fields()
+				resp.Set(fields.ByName("id"), protoreflect.ValueOfInt64(42))
+				resp.Set(fields.ByName("question_text"), protoreflect.ValueOfString("Benchmark?"))
+				wire, err := proto.Marshal(resp)
+				if err != nil {
 					b.Fatal(err)
 				}
-				out := getBuf()
-				*out = appendReply(*out, res.streamJSON, a.nameJSON, *data, nil, status, r.requestID, nil)
-				putBuf(data)
-				if !bytes.Contains(*out, want) {
-					b.Fatalf("reply %s, want %s", *out, want)
+				b.ReportAllocs()
+				var r request // the read loop's is pooled with its frame buffer
+				for b.Loop() {
+					if e := r.decode(frame); e != nil {
+						b.Fatal(e)
+					}
+					res := srv.catalog.Load().streams[string(unquoted(r.stream))]
+					if res.actions[r.name] == nil {
+						b.Fatalf("no action %s", r.name)
+					}
+					wb := getBuf()
+					req, pg, e := buildRequest(*wb, &a, &r, pagesOf(&srv.opts))
+					if e != nil {
+						b.Fatal(e)
+					}
+					// The call: the request sent, the response received (as call.go does).
+					var out *[]byte
+					if a.wire {
+						sent := mem.BufferSlice{mem.Copy(req.wire, mem.DefaultBufferPool())}
+						sent.Free()
+						*wb = req.wire[:0]
+						out = getBuf()
+						*out, err = appendWireReply(*out, res, &a, wire, pg, r.requestID, false)
+					} else {
+						if _, err := proto.Marshal(req.msg); err != nil {
+							b.Fatal(err)
+						}
+						got := dynamicpb.NewMessage(a.resp)
+						if err := proto.Unmarshal(wire, got); err != nil {
+							b.Fatal(err)
+						}
+						out = getBuf()
+						*out, err = appendResponseReply(*out, res, &a, got, pg, r.requestID, false)
+					}
+					putBuf(wb)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if !bytes.Contains(*out, want) {
+						b.Fatalf("reply %s, want %s", *out, want)
+					}
+					putBuf(out)
 				}
-				putBuf(out)
-			}
-		})
+			})
+		}
 	}
 }

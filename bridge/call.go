@@ -7,11 +7,15 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/wsbridge/wsbridge/internal/wirejson"
 )
 
 // inFrame is a frame read and its decoded request, pooled together: the request's raw
@@ -64,16 +68,64 @@ func (c *conn) dispatch(in *inFrame) bool {
 		in.release()
 		return true
 	}
-	go func() {
-		defer func() {
-			c.abandoned(r)
-			in.release()
-			<-c.sem
-			c.endReq()
-		}()
-		c.call(res, a, r)
-	}()
+	c.srv.calls.run(c.srv.ctx, callJob{c, res, a, in})
 	return true
+}
+
+// callJob is one backend call of a connection, with the frame it came in.
+type callJob struct {
+	c   *conn
+	res *resource
+	a   *action
+	in  *inFrame
+}
+
+func (j callJob) run() {
+	defer func() {
+		j.c.abandoned(&j.in.req)
+		j.in.release()
+		<-j.c.sem
+		j.c.endReq()
+	}()
+	j.c.call(j.res, j.a, &j.in.req)
+}
+
+// callWorkers run backend calls on goroutines kept between calls, so that a call's stack
+// (gRPC's client is deep) grows once per worker rather than once per request. There are as
+// many workers as calls in flight at the busiest moment of the last callIdle; a worker ends
+// when no call comes for callIdle, or when the server shuts down.
+type callWorkers struct {
+	jobs chan callJob // unbuffered: a job goes to a worker that is waiting, or to a new one
+}
+
+// callIdle is how long a worker waits for the next call.
+const callIdle = 10 * time.Second
+
+func newCallWorkers() callWorkers { return callWorkers{jobs: make(chan callJob)} }
+
+// run starts j on an idle worker, or on a new one.
+func (w callWorkers) run(ctx context.Context, j callJob) {
+	select {
+	case w.jobs <- j:
+	default:
+		go w.work(ctx, j)
+	}
+}
+
+func (w callWorkers) work(ctx context.Context, j callJob) {
+	idle := time.NewTimer(callIdle)
+	defer idle.Stop()
+	for {
+		j.run()
+		idle.Reset(callIdle)
+		select {
+		case j = <-w.jobs:
+		case <-idle.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // route answers a decoded request on the read loop, or its decoding error e, unless it is a
@@ -143,9 +195,17 @@ func pastDeadline(ctx context.Context) bool {
 	return ctx.Err() == context.DeadlineExceeded || ok && !time.Now().Before(dl)
 }
 
+// wireCall sends and receives a call's messages as wire bytes (wirejson.Codec).
+var wireCall = grpc.ForceCodecV2(wirejson.Codec{})
+
 // call makes the unary gRPC call of an action and replies with its result.
 func (c *conn) call(res *resource, a *action, r *request) {
-	req, pg, e := buildRequest(a, r, c.srv.pages) // transcode.go
+	wb := getBuf()
+	defer putBuf(wb)
+	req, pg, e := buildRequest(*wb, a, r, c.srv.pages) // transcode.go
+	if req.wire != nil {
+		*wb = req.wire[:0] // keep the grown buffer
+	}
 	if e != nil {
 		c.replyError(r, e)
 		return
@@ -155,8 +215,21 @@ func (c *conn) call(res *resource, a *action, r *request) {
 	if len(c.md) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, c.md)
 	}
-	resp := dynamicpb.NewMessage(a.resp)
-	if err := res.conn.Invoke(ctx, a.method, req, resp); err != nil {
+	var err error
+	var resp *dynamicpb.Message
+	var wireResp mem.BufferSlice
+	if a.wire {
+		// The request goes out in a reference-counted buffer: gRPC's writer may still hold
+		// it when Invoke returns early (deadline, cancel), so it cannot be the pooled wb.
+		out := mem.BufferSlice{mem.Copy(req.wire, mem.DefaultBufferPool())}
+		err = res.conn.Invoke(ctx, a.method, out, &wireResp, wireCall)
+		out.Free()
+		defer wireResp.Free()
+	} else {
+		resp = dynamicpb.NewMessage(a.resp)
+		err = res.conn.Invoke(ctx, a.method, req.msg, resp)
+	}
+	if err != nil {
 		if c.ctx.Err() != nil {
 			return // the client is gone; nobody to answer
 		}
@@ -171,8 +244,19 @@ func (c *conn) call(res *resource, a *action, r *request) {
 	}
 
 	out := getBuf()
-	var err error
-	if *out, err = appendResponseReply(*out, res, a, resp, pg, r.requestID, c.srv.opts.int64AsNumber); err != nil { // reply.go
+	num := c.srv.opts.int64AsNumber
+	if a.wire {
+		var body []byte
+		if len(wireResp) == 1 {
+			body = wireResp[0].ReadOnlyData()
+		} else {
+			body = wireResp.Materialize()
+		}
+		*out, err = appendWireReply(*out, res, a, body, pg, r.requestID, num) // reply.go
+	} else {
+		*out, err = appendResponseReply(*out, res, a, resp, pg, r.requestID, num) // reply.go
+	}
+	if err != nil {
 		putBuf(out)
 		c.replyError(r, newError(http.StatusBadGateway, "The backend's response could not be encoded: "+err.Error()))
 		return

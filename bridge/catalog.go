@@ -96,6 +96,8 @@ type action struct {
 	aip       bool                           // built by buildAIPRequest: mapped by HTTP rule or AIP names
 	keyPath   []protoreflect.FieldDescriptor // fields from the request to pk, e.g. book, name
 	pageToken protoreflect.FieldDescriptor   // cursor-paginated list request's page_token
+
+	wire bool // request and response go through wirejson, not protojson (usesWire, transcode.go)
 }
 
 // subscribeMethod is a resource's server-streaming Subscribe RPC.
@@ -436,6 +438,7 @@ func newActionWith(path string, md protoreflect.MethodDescriptor, opts *bridgev1
 			return nil, fmt.Errorf("list response %s has no repeated message field", a.resp.FullName())
 		}
 	}
+	a.wire = usesWire(a)
 	return a, nil
 }
 

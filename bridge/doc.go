@@ -13,10 +13,13 @@
 //   - call.go: dispatch decodes the frame once (request.go, with the scanner of jsonscan.go)
 //     into a request that every later step reads; the rate limit (guard.go) and route follow:
 //     the stream's resource in the current catalog, its permission (permission.go), then
-//     subscribe and unsubscribe (subscribe.go) or a unary call on a goroutine of its own.
-//   - transcode.go (aip.go for AIP-style services): the request message, from the request.
-//   - call.go: the gRPC call, with the connection's context and the call deadline.
-//   - reply.go: the reply frame, from the response or the error (error.go).
+//     subscribe and unsubscribe (subscribe.go) or a unary call on a pooled call worker.
+//   - transcode.go (aip.go for AIP-style services): the request's protobuf wire bytes, from
+//     the request, by internal/wirejson (protojson and dynamicpb for the messages it does
+//     not support).
+//   - call.go: the gRPC call with a raw-bytes codec, the connection's context and the call
+//     deadline.
+//   - reply.go: the reply frame, from the response's wire bytes or the error (error.go).
 //   - conn.go: the reply is queued, and a writer goroutine writes it.
 //
 // Subscriptions take a side door: subscribe.go keeps each connection's subscriptions and

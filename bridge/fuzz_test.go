@@ -11,7 +11,9 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/dynamicpb"
 
+	libraryv1 "github.com/wsbridge/wsbridge/proto/library/v1"
 	pollsv1 "github.com/wsbridge/wsbridge/proto/polls/v1"
 )
 
@@ -98,6 +100,16 @@ func pollsSources() []serviceSource {
 	return srcs
 }
 
+// librarySources are the services of the library example (AIP style).
+func librarySources() []serviceSource {
+	svcs := libraryv1.File_library_v1_library_proto.Services()
+	var srcs []serviceSource
+	for i := 0; i < svcs.Len(); i++ {
+		srcs = append(srcs, serviceSource{desc: svcs.Get(i)})
+	}
+	return srcs
+}
+
 // pollsCatalog is the catalog of the polls example, from its compiled descriptors.
 func pollsCatalog(tb testing.TB) *catalog {
 	tb.Helper()
@@ -108,11 +120,28 @@ func pollsCatalog(tb testing.TB) *catalog {
 	return cat
 }
 
+// librarySeeds are frames of the library example (AIP style: name keys, cursor pages).
+var librarySeeds = []string{
+	`{"stream":"shelves","payload":{"action":"create","data":{"theme":"Poetry"},"request_id":1}}`,
+	`{"stream":"shelves","payload":{"action":"retrieve","pk":"shelves/1","request_id":2}}`,
+	`{"stream":"books","payload":{"action":"create","data":{"parent":"shelves/1","title":"Odes","author":"Keats"}}}`,
+	`{"stream":"books","payload":{"action":"patch","pk":"shelves/1/books/2","data":{"title":"x"}}}`,
+	`{"stream":"books","payload":{"action":"update","pk":"shelves/1/books/2","data":{"title":"x","author":"y"}}}`,
+	`{"stream":"books","payload":{"action":"list","data":{"parent":"shelves/1","page_size":2,"page_token":"abc"}}}`,
+	`{"stream":"books","payload":{"action":"delete","pk":"shelves/1/books/2"}}`,
+}
+
+// FuzzBuildRequest builds every action's request from fuzzed frames both ways, with wirejson
+// (wire bytes) and with protojson and dynamicpb (the fallback), and requires the same
+// message or the same error status from both.
 func FuzzBuildRequest(f *testing.F) {
-	for _, s := range seedFrames {
+	for _, s := range append(slices.Clone(seedFrames), librarySeeds...) {
 		f.Add([]byte(s))
 	}
-	cat := pollsCatalog(f)
+	cat, err := buildCatalog(append(pollsSources(), librarySources()...))
+	if err != nil {
+		f.Fatal(err)
+	}
 	s := &Server{opts: defaultOptions()}
 	var streams []string
 	for name := range cat.streams {
@@ -141,7 +170,22 @@ func FuzzBuildRequest(f *testing.F) {
 			if a == nil {
 				continue
 			}
-			msg, pg, e := buildRequest(a, &r, pagesOf(&s.opts))
+			if !a.wire {
+				t.Fatalf("%s: not built with wirejson", a.method)
+			}
+			slow := *a
+			slow.wire = false
+			req, pg, e := buildRequest(nil, &slow, &r, pagesOf(&s.opts))
+			msg := req.msg
+			wreq, wpg, we := buildRequest(nil, a, &r, pagesOf(&s.opts))
+			if (e == nil) != (we == nil) || e != nil && e.Status != we.Status || wpg != pg {
+				t.Fatalf("%s: protojson builds %v (page %v), wirejson %v (page %v), for frame %q", a.name, e, pg, we, wpg, frame)
+			}
+			if we != nil {
+				if out := appendErrorReply(nil, &r, we); !json.Valid(out) {
+					t.Fatalf("%s: invalid error reply %q for frame %q", a.name, out, frame)
+				}
+			}
 			if e != nil {
 				if out := appendErrorReply(nil, &r, e); !json.Valid(out) {
 					t.Fatalf("%s: invalid error reply %q for frame %q", a.name, out, frame)
@@ -163,6 +207,13 @@ func FuzzBuildRequest(f *testing.F) {
 			}
 			if _, err := proto.Marshal(msg); err != nil {
 				t.Fatalf("%s: the request does not marshal: %v", a.name, err)
+			}
+			wmsg := dynamicpb.NewMessage(a.req)
+			if err := proto.Unmarshal(wreq.wire, wmsg); err != nil {
+				t.Fatalf("%s: wirejson's request %x does not unmarshal: %v", a.name, wreq.wire, err)
+			}
+			if !proto.Equal(msg, wmsg) {
+				t.Fatalf("%s: protojson builds %v, wirejson %v, for frame %q", a.name, msg, wmsg, frame)
 			}
 		}
 	})

@@ -4,12 +4,15 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
 	_ "google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/wsbridge/wsbridge/internal/wirejson"
 )
 
 // int64TestMessage is a message with every place a 64-bit integer can hide in protojson.
@@ -75,6 +78,14 @@ func TestInt64AsNumber(t *testing.T) {
 		`"nested":{"a":7,"b":[],"c":{},"nested":null,"s":"12","w":5,"f":-3,"small":0},"s":"42","w":"9223372036854775807","f":0,"small":3}`
 	if got := compactJSON(t, out); got != want {
 		t.Errorf("with numbers\n got %s\nwant %s", got, want)
+	}
+	// The unary path writes replies from the response's bytes with wirejson: the same text.
+	wire, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := (wirejson.MarshalOptions{Int64AsNumber: true}).Append(nil, md, wire); err != nil || string(got) != want {
+		t.Errorf("wirejson with numbers\n got %s (%v)\nwant %s", got, err, want)
 	}
 	// The default stays protojson's, and the numbers read back as the same message.
 	plain, err := marshalAppend(nil, m, false)

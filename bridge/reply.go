@@ -1,13 +1,17 @@
 package bridge
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/wsbridge/wsbridge/internal/wirejson"
 )
 
 // Reply encoding: every frame the bridge sends is appended to a pooled buffer by the
@@ -98,6 +102,168 @@ func appendResponseReply(b []byte, res *resource, a *action, resp *dynamicpb.Mes
 	return appendReply(b, res.streamJSON, a.nameJSON, *data, nil, status, requestID, meta), nil
 }
 
+// appendWireReply appends the reply to a successful call of a whose response is the wire
+// bytes resp: the response as data, written from the bytes by wirejson, a list's page as
+// meta.
+func appendWireReply(b []byte, res *resource, a *action, resp []byte, pg page, requestID []byte, num bool) ([]byte, error) {
+	status := http.StatusOK
+	if a.kind == kindCreate {
+		status = http.StatusCreated
+	}
+	// The reply is written in place: data goes straight into b, then the rest.
+	b = appendFrameHead(b, res.streamJSON, a.nameJSON)
+	b = appendKeyTo(b, "data")
+	var err error
+	if b, err = appendWireData(b, a, resp, num); err != nil {
+		return b, err
+	}
+	b = append(b, `,"errors":[],"response_status":`...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = appendMemberTo(b, "request_id", requestID)
+	if a.kind == kindList {
+		b = appendKeyTo(b, "meta")
+		b = appendMeta(b, a, wireMsg(resp), pg, num)
+	}
+	return append(b, "}}"...), nil
+}
+
+// appendWireData appends a reply's data for the response wire bytes resp.
+func appendWireData(b []byte, a *action, resp []byte, num bool) ([]byte, error) {
+	mo := wirejson.MarshalOptions{Int64AsNumber: num}
+	switch a.kind {
+	case kindDelete:
+		return append(b, "{}"...), nil
+	case kindList:
+		b = append(b, '[')
+		first := true
+		md, items := a.items.Message(), a.items.Number()
+		for w := resp; len(w) > 0; {
+			num, typ, n := protowire.ConsumeTag(w)
+			if n < 0 {
+				return b, protowire.ParseError(n)
+			}
+			w = w[n:]
+			if num == items && typ == protowire.BytesType {
+				v, m := protowire.ConsumeBytes(w)
+				if m < 0 {
+					return b, protowire.ParseError(m)
+				}
+				if !first {
+					b = append(b, ',')
+				}
+				first = false
+				var err error
+				if b, err = mo.Append(b, md, v); err != nil {
+					return b, err
+				}
+				w = w[m:]
+				continue
+			}
+			m := protowire.ConsumeFieldValue(num, typ, w)
+			if m < 0 {
+				return b, protowire.ParseError(m)
+			}
+			w = w[m:]
+		}
+		return append(b, ']'), nil
+	}
+	return mo.Append(b, a.resp, resp)
+}
+
+// wireMsg is a message's wire bytes, read one scalar field at a time (list meta).
+type wireMsg []byte
+
+// Get returns the singular scalar field f: its last value, as the wire format says, or its
+// default when absent.
+func (w wireMsg) Get(f protoreflect.FieldDescriptor) protoreflect.Value {
+	v := f.Default()
+	for b := []byte(w); len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			break
+		}
+		b = b[n:]
+		m := protowire.ConsumeFieldValue(num, typ, b)
+		if m < 0 {
+			break
+		}
+		if num == f.Number() {
+			if x, ok := wireScalar(f, typ, b[:m]); ok {
+				v = x
+			}
+		}
+		b = b[m:]
+	}
+	return v
+}
+
+// wireScalar reads the value of the scalar field f from its wire encoding b of type typ.
+func wireScalar(f protoreflect.FieldDescriptor, typ protowire.Type, b []byte) (protoreflect.Value, bool) {
+	switch typ {
+	case protowire.VarintType:
+		u, n := protowire.ConsumeVarint(b)
+		if n < 0 {
+			return protoreflect.Value{}, false
+		}
+		switch f.Kind() {
+		case protoreflect.BoolKind:
+			return protoreflect.ValueOfBool(u != 0), true
+		case protoreflect.Int32Kind:
+			return protoreflect.ValueOfInt32(int32(u)), true
+		case protoreflect.Int64Kind:
+			return protoreflect.ValueOfInt64(int64(u)), true
+		case protoreflect.Uint32Kind:
+			return protoreflect.ValueOfUint32(uint32(u)), true
+		case protoreflect.Uint64Kind:
+			return protoreflect.ValueOfUint64(u), true
+		case protoreflect.Sint32Kind:
+			return protoreflect.ValueOfInt32(int32(protowire.DecodeZigZag(u & math.MaxUint32))), true
+		case protoreflect.Sint64Kind:
+			return protoreflect.ValueOfInt64(protowire.DecodeZigZag(u)), true
+		case protoreflect.EnumKind:
+			return protoreflect.ValueOfEnum(protoreflect.EnumNumber(int32(u))), true
+		}
+	case protowire.Fixed32Type:
+		u, n := protowire.ConsumeFixed32(b)
+		if n < 0 {
+			return protoreflect.Value{}, false
+		}
+		switch f.Kind() {
+		case protoreflect.Fixed32Kind:
+			return protoreflect.ValueOfUint32(u), true
+		case protoreflect.Sfixed32Kind:
+			return protoreflect.ValueOfInt32(int32(u)), true
+		case protoreflect.FloatKind:
+			return protoreflect.ValueOfFloat32(math.Float32frombits(u)), true
+		}
+	case protowire.Fixed64Type:
+		u, n := protowire.ConsumeFixed64(b)
+		if n < 0 {
+			return protoreflect.Value{}, false
+		}
+		switch f.Kind() {
+		case protoreflect.Fixed64Kind:
+			return protoreflect.ValueOfUint64(u), true
+		case protoreflect.Sfixed64Kind:
+			return protoreflect.ValueOfInt64(int64(u)), true
+		case protoreflect.DoubleKind:
+			return protoreflect.ValueOfFloat64(math.Float64frombits(u)), true
+		}
+	case protowire.BytesType:
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return protoreflect.Value{}, false
+		}
+		switch f.Kind() {
+		case protoreflect.StringKind:
+			return protoreflect.ValueOfString(string(v)), true
+		case protoreflect.BytesKind:
+			return protoreflect.ValueOfBytes(append([]byte(nil), v...)), true
+		}
+	}
+	return protoreflect.Value{}, false
+}
+
 // appendResponseData appends a reply's data (and for list, its meta) for a response, with
 // 64-bit integers as strings.
 func appendResponseData(b []byte, a *action, resp *dynamicpb.Message) ([]byte, error) {
@@ -127,8 +293,14 @@ func appendResponseDataAs(b []byte, a *action, resp *dynamicpb.Message, num bool
 	return marshalAppend(b, resp, num)
 }
 
+// fieldGetter is a response whose scalar fields appendMeta reads: a dynamicpb message, or
+// wire bytes (wireMsg).
+type fieldGetter interface {
+	Get(protoreflect.FieldDescriptor) protoreflect.Value
+}
+
 // appendMeta appends a list reply's meta: the page used and the response's other scalars.
-func appendMeta(b []byte, a *action, resp *dynamicpb.Message, pg page, num bool) []byte {
+func appendMeta(b []byte, a *action, resp fieldGetter, pg page, num bool) []byte {
 	if a.pageToken != nil {
 		return appendCursorMeta(b, a, resp, pg, num) // aip.go
 	}

@@ -31,6 +31,7 @@ type Server struct {
 
 	ctx        context.Context // the server's lifetime; cancelled by Shutdown
 	cancel     context.CancelFunc
+	calls      callWorkers   // the goroutines backend calls run on (call.go)
 	discovered chan struct{} // closed when the first discovery ends, successfully or not
 	loopDone   chan struct{} // closed when the discovery loop, refreshes included, has ended
 
@@ -56,6 +57,7 @@ func New(opts ...Option) (*Server, error) {
 		pages:      pagesOf(&o),
 		conns:      make(map[*conn]struct{}),
 		discovered: make(chan struct{}),
+		calls:      newCallWorkers(),
 		loopDone:   make(chan struct{}),
 	}
 	for _, b := range o.backends {

@@ -1,13 +1,18 @@
 package bridge
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/dynamicpb"
+
+	"github.com/wsbridge/wsbridge/internal/wirejson"
 )
 
 var (
@@ -28,56 +33,69 @@ func pagesOf(o *options) pageDefaults {
 	return pageDefaults{size: int64(o.pageSize), max: int64(o.maxPageSize)}
 }
 
-// buildRequest turns a decoded request into the action's request message.
-func buildRequest(a *action, r *request, pd pageDefaults) (*dynamicpb.Message, page, *errorReply) {
-	if a.aip {
-		return buildAIPRequest(a, r, pd) // aip.go
-	}
+// buildRequest turns a decoded request into the action's request message: wire bytes
+// appended to dst when the action goes through wirejson (a.wire), else a dynamicpb message.
+func buildRequest(dst []byte, a *action, r *request, pd pageDefaults) (reqMsg, page, *errorReply) {
+	rb := newReqBuilder(dst, a)
 	var pg page
-	msg := dynamicpb.NewMessage(a.req)
+	var e *errorReply
+	if a.aip {
+		pg, e = buildAIPRequest(&rb, a, r, pd) // aip.go
+	} else {
+		pg, e = buildPlainRequest(&rb, a, r, pd)
+	}
+	return reqMsg{wire: rb.b, msg: rb.msg}, pg, e
+}
+
+// buildPlainRequest builds the request of an action following the bridge's conventions.
+func buildPlainRequest(rb *reqBuilder, a *action, r *request, pd pageDefaults) (page, *errorReply) {
+	var pg page
 	if r.data != nil && r.data[0] != '{' {
-		return nil, pg, errDataNotObject
+		return pg, errDataNotObject
 	}
 
 	var skip func(k []byte) bool
 	if a.kind == kindList {
 		var e *errorReply
 		if pg, e = readPage(r, pd); e != nil {
-			return nil, pg, e
+			return pg, e
 		}
 		skip = isPageKey
 	}
 
 	// The data object fills the request's "data" message, or else the request itself.
-	target := msg.ProtoReflect()
+	target := a.req
 	if a.data != nil {
-		target = msg.Mutable(a.data).Message()
+		target = a.data.Message()
 	}
-	fields := target.Descriptor().Fields()
+	fields := target.Fields()
 	data, members := dataFor(r, a.pk != nil, skip, func(k []byte) bool { return fieldByKey(fields, k) != nil })
 	if data != nil {
-		if e := checkKnownFields(target.Descriptor(), members); e != nil {
-			return nil, pg, e
+		if e := checkKnownFields(target, members); e != nil {
+			return pg, e
 		}
-		if err := unmarshalJSON.Unmarshal(data, target.Interface()); err != nil {
-			return nil, pg, invalidData(target.Descriptor(), err)
+	}
+	// The data message is set even when data is absent: a backend may test its presence.
+	if data != nil || a.data != nil {
+		if e := rb.unmarshal(a.data, data); e != nil {
+			return pg, e
 		}
 	}
 
 	if a.pk != nil {
-		if e := setKey(msg, nil, a, r.pk); e != nil {
-			return nil, pg, e
+		if e := rb.setKey(nil, a, r.pk); e != nil {
+			return pg, e
 		}
 	}
 
 	if a.kind == kindPatch && a.mask != nil && data != nil {
-		fm := msg.Mutable(a.mask).Message()
-		paths := fm.Mutable(fm.Descriptor().Fields().ByName("paths")).List()
+		rb.beginMask(a.mask)
 		for _, m := range members {
 			if f := fieldByKey(fields, m.key); f != nil {
-				paths.Append(protoreflect.ValueOfString(string(f.Name())))
+				rb.addPath(string(f.Name()))
 			}
 		}
+		rb.endMask()
 	}
 
 	if a.kind == kindList {
@@ -85,18 +103,18 @@ func buildRequest(a *action, r *request, pd pageDefaults) (*dynamicpb.Message, p
 		// an int32 would reach the backend as 1 while meta.page says 4294967297.
 		if a.page != nil {
 			if !fitsInt(a.page, pg.number) {
-				return nil, pg, errInvalidPage
+				return pg, errInvalidPage
 			}
-			msg.Set(a.page, intValue(a.page, pg.number))
+			rb.set(nil, a.page, intValue(a.page, pg.number))
 		}
 		if a.pageSize != nil {
 			if !fitsInt(a.pageSize, pg.size) {
-				return nil, pg, errInvalidPageSz
+				return pg, errInvalidPageSz
 			}
-			msg.Set(a.pageSize, intValue(a.pageSize, pg.size))
+			rb.set(nil, a.pageSize, intValue(a.pageSize, pg.size))
 		}
 	}
-	return msg, pg, nil
+	return pg, nil
 }
 
 // dataFor is data as the request message gets it, and its members: without the members
@@ -265,27 +283,6 @@ func intValue(f protoreflect.FieldDescriptor, n int64) protoreflect.Value {
 	return protoreflect.ValueOfInt64(n)
 }
 
-// setKey sets the request's key from pk, in msg or in the message reached through the
-// fields of path. A detail action without a pk, and a pk the key's type cannot hold, are
-// not found.
-func setKey(msg protoreflect.Message, path []protoreflect.FieldDescriptor, a *action, pk []byte) *errorReply {
-	if pk == nil {
-		if a.detail {
-			return errNotFound
-		}
-		return nil
-	}
-	v, ok := parseKey(a.pk, pk)
-	if !ok {
-		return errNotFound
-	}
-	for _, f := range path {
-		msg = msg.Mutable(f).Message()
-	}
-	msg.Set(a.pk, v)
-	return nil
-}
-
 // parseKey converts a pk as sent in a frame (a JSON string or number, raw) to the key field's
 // value. ok is false when the pk cannot be read as the key's type.
 func parseKey(f protoreflect.FieldDescriptor, raw []byte) (protoreflect.Value, bool) {
@@ -310,4 +307,215 @@ func parseKey(f protoreflect.FieldDescriptor, raw []byte) (protoreflect.Value, b
 		return protoreflect.ValueOfUint64(n), err == nil
 	}
 	return protoreflect.Value{}, false
+}
+
+// usesWire reports whether a's request and response go through wirejson; the others (proto2
+// required fields, closed enums, groups, extensions) keep protojson and dynamicpb. Decided
+// once, when the catalog is built.
+func usesWire(a *action) bool {
+	return wirejson.Supported(a.req) == nil && wirejson.Supported(a.resp) == nil
+}
+
+// reqMsg is a built request: wire bytes when the action goes through wirejson, else a
+// dynamicpb message (the protojson fallback).
+type reqMsg struct {
+	wire []byte
+	msg  *dynamicpb.Message
+}
+
+// reqBuilder writes a request message. With wirejson it appends wire bytes: the wire format
+// lets a later occurrence of a scalar field override an earlier one, and merges the
+// occurrences of a message field, so the key, the update mask and the page are appended
+// after data with the effect of setting them on a message. Otherwise it fills a dynamicpb
+// message.
+type reqBuilder struct {
+	md     protoreflect.MessageDescriptor
+	wire   bool
+	b      []byte
+	msg    *dynamicpb.Message
+	maskAt int               // wire: where the update mask's length goes
+	paths  protoreflect.List // fallback: the update mask's paths
+}
+
+func newReqBuilder(dst []byte, a *action) reqBuilder {
+	if a.wire {
+		return reqBuilder{md: a.req, wire: true, b: dst}
+	}
+	return reqBuilder{md: a.req, msg: dynamicpb.NewMessage(a.req)}
+}
+
+// unmarshal reads the JSON object data into the request, or into its message field f when
+// f is not nil; f is set (present) even when data is nil.
+func (rb *reqBuilder) unmarshal(f protoreflect.FieldDescriptor, data []byte) *errorReply {
+	if !rb.wire {
+		var target protoreflect.Message = rb.msg
+		if f != nil {
+			target = rb.msg.Mutable(f).Message()
+		}
+		if data == nil {
+			return nil
+		}
+		if err := unmarshalJSON.Unmarshal(data, target.Interface()); err != nil {
+			return invalidData(target.Descriptor(), err)
+		}
+		return nil
+	}
+	md, at := rb.md, -1
+	if f != nil {
+		md = f.Message()
+		rb.b = protowire.AppendTag(rb.b, f.Number(), protowire.BytesType)
+		at = len(rb.b)
+		rb.b = append(rb.b, 0)
+	}
+	if data != nil {
+		var err error
+		if rb.b, err = (wirejson.UnmarshalOptions{}).Append(rb.b, md, data); err != nil {
+			return wireDataError(err)
+		}
+	}
+	if at >= 0 {
+		rb.b = fixLength(rb.b, at)
+	}
+	return nil
+}
+
+// wireDataError turns a wirejson error into a 400 reply: a field error on the top-level
+// field the error's path starts with (the rest of the path before the message), else the
+// message.
+func wireDataError(err error) *errorReply {
+	var we *wirejson.Error
+	if !errors.As(err, &we) {
+		return newError(400, "Invalid data: "+err.Error())
+	}
+	if we.Field == "" {
+		return newError(400, "Invalid data: "+we.Msg)
+	}
+	top, rest, nested := strings.Cut(we.Field, ".")
+	msg := we.Msg
+	if nested {
+		msg = rest + ": " + msg
+	}
+	return &errorReply{Status: 400, Fields: []fieldError{{Field: top, Messages: []string{msg}}}}
+}
+
+// setKey sets the request's key from pk, in the request or in the message reached through
+// the fields of path. A detail action without a pk, and a pk the key's type cannot hold,
+// are not found.
+func (rb *reqBuilder) setKey(path []protoreflect.FieldDescriptor, a *action, pk []byte) *errorReply {
+	if pk == nil {
+		if a.detail {
+			return errNotFound
+		}
+		return nil
+	}
+	v, ok := parseKey(a.pk, pk)
+	// A string that is not UTF-8 is no proto3 string's value, so no key's.
+	if !ok || a.pk.Kind() == protoreflect.StringKind && !utf8.ValidString(v.String()) {
+		return errNotFound
+	}
+	rb.set(path, a.pk, v)
+	return nil
+}
+
+// set sets the singular field f to v, in the request or in the message reached through the
+// fields of path.
+func (rb *reqBuilder) set(path []protoreflect.FieldDescriptor, f protoreflect.FieldDescriptor, v protoreflect.Value) {
+	if !rb.wire {
+		var m protoreflect.Message = rb.msg
+		for _, p := range path {
+			m = m.Mutable(p).Message()
+		}
+		m.Set(f, v)
+		return
+	}
+	var ats [8]int
+	at := ats[:0]
+	for _, p := range path {
+		rb.b = protowire.AppendTag(rb.b, p.Number(), protowire.BytesType)
+		at = append(at, len(rb.b))
+		rb.b = append(rb.b, 0)
+	}
+	rb.b = appendWireValue(rb.b, f, v)
+	for i := len(at) - 1; i >= 0; i-- {
+		rb.b = fixLength(rb.b, at[i])
+	}
+}
+
+// beginMask starts the update mask f; addPath adds a path to it, endMask ends it.
+func (rb *reqBuilder) beginMask(f protoreflect.FieldDescriptor) {
+	if !rb.wire {
+		fm := rb.msg.Mutable(f).Message()
+		rb.paths = fm.Mutable(fm.Descriptor().Fields().ByName("paths")).List()
+		return
+	}
+	rb.b = protowire.AppendTag(rb.b, f.Number(), protowire.BytesType)
+	rb.maskAt = len(rb.b)
+	rb.b = append(rb.b, 0)
+}
+
+func (rb *reqBuilder) addPath(p string) {
+	if !rb.wire {
+		rb.paths.Append(protoreflect.ValueOfString(p))
+		return
+	}
+	rb.b = protowire.AppendTag(rb.b, fieldMaskPaths, protowire.BytesType)
+	rb.b = protowire.AppendString(rb.b, p)
+}
+
+func (rb *reqBuilder) endMask() {
+	if rb.wire {
+		rb.b = fixLength(rb.b, rb.maskAt)
+	}
+}
+
+// fieldMaskPaths is the number of google.protobuf.FieldMask's paths.
+const fieldMaskPaths = 1
+
+// fixLength writes the length of what follows at, where one byte was reserved for it,
+// moving what follows when the length needs more.
+func fixLength(b []byte, at int) []byte {
+	n := len(b) - at - 1
+	if n < 128 {
+		b[at] = byte(n)
+		return b
+	}
+	k := protowire.SizeVarint(uint64(n))
+	b = append(b, make([]byte, k-1)...)
+	copy(b[at+k:], b[at+1:len(b)-(k-1)])
+	protowire.AppendVarint(b[:at], uint64(n))
+	return b
+}
+
+// appendWireValue appends field f with the singular value v in the wire format.
+func appendWireValue(b []byte, f protoreflect.FieldDescriptor, v protoreflect.Value) []byte {
+	num := f.Number()
+	switch f.Kind() {
+	case protoreflect.BoolKind:
+		return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.VarintType), protowire.EncodeBool(v.Bool()))
+	case protoreflect.Int32Kind, protoreflect.Int64Kind:
+		return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.VarintType), uint64(v.Int()))
+	case protoreflect.Uint32Kind, protoreflect.Uint64Kind:
+		return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.VarintType), v.Uint())
+	case protoreflect.EnumKind:
+		return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.VarintType), uint64(int64(v.Enum())))
+	case protoreflect.Sint32Kind, protoreflect.Sint64Kind:
+		return protowire.AppendVarint(protowire.AppendTag(b, num, protowire.VarintType), protowire.EncodeZigZag(v.Int()))
+	case protoreflect.Fixed32Kind:
+		return protowire.AppendFixed32(protowire.AppendTag(b, num, protowire.Fixed32Type), uint32(v.Uint()))
+	case protoreflect.Sfixed32Kind:
+		return protowire.AppendFixed32(protowire.AppendTag(b, num, protowire.Fixed32Type), uint32(int32(v.Int())))
+	case protoreflect.FloatKind:
+		return protowire.AppendFixed32(protowire.AppendTag(b, num, protowire.Fixed32Type), math.Float32bits(float32(v.Float())))
+	case protoreflect.Fixed64Kind:
+		return protowire.AppendFixed64(protowire.AppendTag(b, num, protowire.Fixed64Type), v.Uint())
+	case protoreflect.Sfixed64Kind:
+		return protowire.AppendFixed64(protowire.AppendTag(b, num, protowire.Fixed64Type), uint64(v.Int()))
+	case protoreflect.DoubleKind:
+		return protowire.AppendFixed64(protowire.AppendTag(b, num, protowire.Fixed64Type), math.Float64bits(v.Float()))
+	case protoreflect.StringKind:
+		return protowire.AppendString(protowire.AppendTag(b, num, protowire.BytesType), v.String())
+	case protoreflect.BytesKind:
+		return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v.Bytes())
+	}
+	return b
 }
