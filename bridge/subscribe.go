@@ -175,6 +175,7 @@ func (h *hub) add(c *conn, res *resource, r *request, events eventSet, instance 
 		if up != nil {
 			up.mu.Lock()
 			if joined = up.joinableAt(r.since); joined {
+				sub.up = up
 				up.subs = append(up.subs, sub)
 				c.send(sub.confirm(false, position{offset: up.pos, recovered: true}))
 			}
