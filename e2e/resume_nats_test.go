@@ -17,8 +17,8 @@ import (
 
 	"github.com/wsbridge/wsbridge/bridge"
 	"github.com/wsbridge/wsbridge/examples/backend/polls"
-	"github.com/wsbridge/wsbridge/pubsub/natsbroker"
 	pollsv1 "github.com/wsbridge/wsbridge/proto/polls/v1"
+	"github.com/wsbridge/wsbridge/pubsub/natsbroker"
 )
 
 // natsBackend is the example backend on NATS JetStream (an embedded nats-server with its
