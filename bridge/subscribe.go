@@ -68,6 +68,7 @@ type subscription struct {
 	tail      []byte // `,"request_id":<id>}}`, appended to each shared event head
 	notified  bool   // got the 503 notice of the current outage; guarded by up.mu
 	allowed   uint64 // the last event the permission allowed it; the pump's alone (upstream.go)
+	checked   uint64 // the last event the permission was asked for; the pump's alone
 	instance  bool   // made by DCRF's subscribe_instance
 	hasSince  bool   // made with data.since: its replies say recovered
 }

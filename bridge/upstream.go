@@ -289,29 +289,40 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 		}
 		// A permission that may depend on the pk is asked for each subscriber and event
 		// (permission.go). It is the embedding program's code, so it runs outside up.mu:
-		// on a snapshot of the subscribers, each marked with the event's seq when allowed.
-		// Only the upstream's run goroutine reads and writes seq and the marks.
+		// on the subscribers not yet asked for this event, each marked with the event's seq
+		// when allowed, until none is new. A subscriber that joined while it was asked is
+		// asked too: its confirmation's offset is before this event (resume.go). Only the
+		// upstream's run goroutine reads and writes seq and the marks.
 		up.seq++
 		seq := up.seq
 		check := up.res.access.eventPerEvent
-		if check {
-			pk := ""
-			if sm.evPK != nil {
-				pk = ev.Get(sm.evPK).String()
+		pk := ""
+		if check && sm.evPK != nil {
+			pk = ev.Get(sm.evPK).String()
+		}
+		up.mu.Lock()
+		for check {
+			subs = subs[:0]
+			for _, s := range up.subs {
+				if s.checked != seq {
+					subs = append(subs, s)
+				}
 			}
-			up.mu.Lock()
-			subs = append(subs[:0], up.subs...)
+			if len(subs) == 0 {
+				break
+			}
 			up.mu.Unlock()
 			for _, s := range subs {
+				s.checked = seq
 				if up.res.mayReceive(s.conn.identity, pk) {
 					s.allowed = seq
 				}
 			}
 			clear(subs)
+			up.mu.Lock()
 		}
 		// Sent under up.mu, to the subscribers still there: one that unsubscribed meanwhile
 		// gets no event after its unsubscribe's reply.
-		up.mu.Lock()
 		for _, s := range up.subs {
 			if check && s.allowed != seq {
 				continue
