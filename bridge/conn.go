@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -20,9 +21,6 @@ const (
 	// CloseSlowConsumer: the client did not read fast enough and its outbound queue filled.
 	CloseSlowConsumer = 4008
 )
-
-// closeGrace is how long a closing connection waits for the client's close frame.
-const closeGrace = time.Second
 
 // conn is one WebSocket client: one reader (the handler goroutine), and a writer goroutine
 // that exists only while there is something to write, so an idle connection holds one
@@ -47,6 +45,8 @@ type conn struct {
 	queued  int // bytes in queue
 	writing bool
 	closing bool
+	// closeSent: a close frame went out; closeSocket lingers (closing.go).
+	closeSent atomic.Bool
 	// A close frame the writer sends once it has written the queue (closeAfterFlush).
 	closeCode   int
 	closeReason string
@@ -182,7 +182,7 @@ func (c *conn) teardown() {
 	c.closing = true
 	c.mu.Unlock()
 	c.writer.Wait()
-	_ = c.ws.Close()
+	c.closeSocket() // closing.go: never loses the close frame to a reset
 	c.mu.Lock()
 	for i := range c.queue {
 		c.queue[i].release()
@@ -265,12 +265,6 @@ func (c *conn) markClosing() bool {
 	return true
 }
 
-func (c *conn) sendClose(code int, reason string) {
-	deadline := time.Now().Add(c.srv.opts.writeTimeout)
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
-	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
-}
-
 // send queues a frame for the client. A client whose queue is over the byte limit is
 // disconnected as a slow consumer: it never holds up the caller.
 func (c *conn) send(f outFrame) {
@@ -328,9 +322,9 @@ func (c *conn) writeLoop() {
 				// a timeout means a client that stopped reading for the whole write timeout.
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
-					c.srv.opts.logger.Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout)
+					c.srv.opts.logger.Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout, "remote", c.ws.RemoteAddr().String())
 				} else {
-					c.srv.opts.logger.Info("connection lost: write failed", "err", err)
+					c.srv.opts.logger.Info("connection lost: write failed", "err", err, "remote", c.ws.RemoteAddr().String())
 				}
 				for j := i + 1; j < len(batch); j++ {
 					batch[j].release()

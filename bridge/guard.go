@@ -129,7 +129,9 @@ func (c *conn) initKeepAlive() {
 			return nil
 		}
 		c.extendRead()
-		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		// The write timeout, as for any frame: gorilla keeps a failed write's error, so a
+		// pong that timed out sooner left the connection unable to write anything again.
+		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.srv.opts.writeTimeout))
 		var ne net.Error
 		if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) && ne.Timeout() {
 			return nil
