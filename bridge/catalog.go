@@ -114,7 +114,12 @@ type subscribeMethod struct {
 	evActon   protoreflect.FieldDescriptor
 	evPK      protoreflect.FieldDescriptor
 	evData    protoreflect.FieldDescriptor
-	desc      *grpc.StreamDesc
+	// The offset convention (resume.go): the request's since and the event's offset, both
+	// or neither; offsetsHalf when only one was found, which the bridge warns about.
+	since       protoreflect.FieldDescriptor
+	evOffset    protoreflect.FieldDescriptor
+	offsetsHalf bool
+	desc        *grpc.StreamDesc
 }
 
 // names lists the stream names of the catalog, sorted.
@@ -476,6 +481,7 @@ func newSubscribeMethod(path string, md protoreflect.MethodDescriptor) (*subscri
 		s.key = s.evPK
 	}
 	s.dataHasPK = s.evData.Message().Fields().ByName("pk") != nil
+	s.resolveOffsets() // resume.go
 	return s, nil
 }
 

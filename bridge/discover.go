@@ -164,6 +164,7 @@ func (s *Server) discoverUntilReady(ctx context.Context) bool {
 			s.install(cat)
 			s.opts.logger.Info("backends discovered", "streams", cat.names())
 			s.warnNoStreams(cat)
+			s.warnHalfOffsets(cat) // resume.go
 			return true
 		}
 		if ctx.Err() != nil {

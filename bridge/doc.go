@@ -25,7 +25,8 @@
 // Subscriptions take a side door: subscribe.go keeps each connection's subscriptions and
 // shares one upstream Subscribe stream among identical ones; upstream.go opens, pumps and
 // reopens that stream (with the backoff of backoff.go) and fans each event out, encoded once
-// (reply.go), to every subscriber's queue.
+// (reply.go), to every subscriber's queue. resume.go keeps each upstream's position for
+// offsets and resume: data.since, catch-up upstreams, reopening without loss.
 //
 // The catalog (catalog.go), built by discovery (discover.go) from reflection or a descriptor
 // set, with HTTP rules (httprule.go) and AIP names (aip.go), holds everything a request

@@ -433,12 +433,16 @@ func encodeEvent(up *upstream, ev *dynamicpb.Message, action string, num bool) (
 			return nil, err
 		}
 	}
-	return appendMemberTo(b, "model", res.modelJSON), nil
+	b = appendMemberTo(b, "model", res.modelJSON)
+	if o := sm.eventOffset(ev); o != "" { // resume.go; a string whatever -int64-as-number says
+		b = appendJSONString(appendKeyTo(b, "offset"), o)
+	}
+	return b, nil
 }
 
 // confirm is the 200 reply to a subscribe, or with resumed the notice that a broken
-// upstream is back.
-func (s *subscription) confirm(resumed bool) outFrame {
+// upstream is back; at is the position delivery continues after (resume.go).
+func (s *subscription) confirm(resumed bool, at position) outFrame {
 	action := subscribeJSON
 	var data []byte
 	if s.instance {
@@ -449,6 +453,13 @@ func (s *subscription) confirm(resumed bool) outFrame {
 		if s.pkRaw != nil {
 			data = appendMemberTo(data, "pk", s.pkRaw)
 		}
+	}
+	if at.offset != "" {
+		data = appendJSONString(appendKeyTo(data, "offset"), at.offset)
+	}
+	if s.hasSince || resumed {
+		data = appendKeyTo(data, "recovered")
+		data = strconv.AppendBool(data, at.recovered)
 	}
 	if resumed {
 		data = append(data, `,"resumed":true`...)

@@ -30,6 +30,9 @@ type request struct {
 	events    eventSet
 	eventsErr *errorReply
 
+	// data.since of subscribe and subscribe_instance (resume.go): "" when absent.
+	since string
+
 	memberBuf [8]member // members' storage for usual frames, so decoding allocates nothing
 }
 
@@ -118,7 +121,7 @@ func (r *request) decode(frame []byte) *errorReply {
 	if isNull(r.data) {
 		r.data = nil
 	}
-	var dpk []byte
+	var dpk, sinceRaw []byte
 	var longEventAction bool
 	if r.data != nil && r.data[0] == '{' {
 		r.members = r.memberBuf[:0]
@@ -136,6 +139,8 @@ func (r *request) decode(frame []byte) *errorReply {
 				if !isNull(v) {
 					r.unsubID = v
 				}
+			case keyIs(k, "since"):
+				sinceRaw = v
 			}
 		})
 	}
@@ -156,6 +161,10 @@ func (r *request) decode(frame []byte) *errorReply {
 		}
 		if longEventAction {
 			return errEventAction
+		}
+		var err *errorReply
+		if r.since, err = decodeSince(sinceRaw); err != nil {
+			return err
 		}
 		r.events, r.eventsErr = parseEvents(r.data, r.eventsRaw)
 	case "unsubscribe":

@@ -26,6 +26,7 @@ type hub struct {
 	upstreams map[subKey]*upstream
 	closed    bool
 	wg        sync.WaitGroup
+	serial    uint64 // numbers catch-up upstreams that leave their since key (resume.go)
 
 	live atomic.Int64 // upstream streams currently established
 	subs atomic.Int64 // client subscriptions, confirmed or waiting: read by /metrics without mu
@@ -46,7 +47,9 @@ type subKey struct {
 	hasPK    bool
 	events   eventSet
 	identity string
-	instance bool // subscribe_instance: delete events carry data.pk (encodeEvent)
+	instance bool   // subscribe_instance: delete events carry data.pk (encodeEvent)
+	since    string // a catch-up upstream's since until its header (resume.go)
+	serial   uint64 // a catch-up upstream that went on alone (resume.go)
 }
 
 // connSubs are one connection's subscriptions. Guarded by hub.mu.
@@ -65,8 +68,10 @@ type subscription struct {
 	tail      []byte // `,"request_id":<id>}}`, appended to each shared event head
 	notified  bool   // got the 503 notice of the current outage; guarded by up.mu
 	allowed   uint64 // the last event the permission allowed it; the pump's alone (upstream.go)
+	checked   uint64 // the last event the permission was asked for; the pump's alone
 	instance  bool   // made by DCRF's subscribe_instance
 	obs       subObs // the subscribe until its reply (tracing.go)
+	hasSince  bool   // made with data.since: its replies say recovered
 }
 
 type subFilter struct {
@@ -137,6 +142,7 @@ func (h *hub) add(c *conn, res *resource, r *request, events eventSet, instance 
 		actionRaw: slices.Clone(r.eventsRaw),
 		pkRaw:     slices.Clone(r.pk),
 		instance:  instance,
+		hasSince:  r.since != "",
 	}
 	sub.tail = appendFrameEnd(nil, sub.requestID, nil) // reply.go
 	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, events: f.events, identity: c.identityKey, instance: instance}
@@ -165,8 +171,25 @@ func (h *hub) add(c *conn, res *resource, r *request, events eventSet, instance 
 		return
 	}
 	up := h.upstreams[key]
+	joined := false
+	if r.since != "" && sm.hasOffsets() {
+		// Resume (resume.go): the live upstream at since, else a catch-up one for since.
+		if up != nil {
+			up.mu.Lock()
+			if joined = up.joinableAt(r.since); joined {
+				sub.up = up
+				up.subs = append(up.subs, sub)
+				c.send(sub.confirm(false, position{offset: up.pos, recovered: true}))
+			}
+			up.mu.Unlock()
+		}
+		if !joined {
+			key.since = r.since
+			up = h.upstreams[key]
+		}
+	}
 	if up == nil {
-		up = &upstream{key: key, res: res, md: c.md, pkVal: pkVal}
+		up = &upstream{key: key, res: res, md: c.md, pkVal: pkVal, catchUp: key.since != ""}
 		up.ctx, up.cancel = context.WithCancel(h.srv.ctx)
 		h.upstreams[key] = up
 		h.wg.Add(1)
@@ -176,14 +199,17 @@ func (h *hub) add(c *conn, res *resource, r *request, events eventSet, instance 
 	r.movedTo(sub) // tracing.go
 	c.subs.list = append(c.subs.list, sub)
 	h.subs.Add(1)
-	up.mu.Lock()
-	if up.live {
-		up.subs = append(up.subs, sub)
-		c.send(sub.confirm(false))
-	} else {
-		up.pending = append(up.pending, sub)
+	if !joined {
+		up.mu.Lock()
+		// A subscribe waits while the upstream replays: it must get no event from before it.
+		if up.live && up.replayLeft == 0 && !up.catchUp {
+			up.subs = append(up.subs, sub)
+			c.send(sub.confirm(false, position{offset: up.pos}))
+		} else {
+			up.pending = append(up.pending, sub)
+		}
+		up.mu.Unlock()
 	}
-	up.mu.Unlock()
 	h.mu.Unlock()
 }
 
@@ -256,7 +282,7 @@ func (h *hub) end(c *conn, res *resource, r *request, match func(*subscription) 
 	// A subscribe still waiting for its upstream gets its 200 before the unsubscribe's
 	// reply: every frame is answered, in the order the client sent them.
 	for _, s := range unconfirmed {
-		c.send(s.confirm(false))
+		c.send(s.confirm(false, position{}))
 	}
 	if len(ended) == 0 {
 		c.replyError(r, errNotFound)

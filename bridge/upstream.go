@@ -28,13 +28,24 @@ type upstream struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	pkVal  protoreflect.Value
-	seq    uint64 // counts the events pumped; the run goroutine's alone
+	seq    uint64       // counts the events pumped; the run goroutine's alone
+	header streamHeader // the current stream's header (resume.go); the run goroutine's alone
 
 	mu      sync.Mutex
 	live    bool
 	gen     int // counts the streams opened, so a late resume timer of an old one does nothing
 	subs    []*subscription
-	pending []*subscription // waiting for the stream to be established
+	pending []*subscription // waiting for the stream to be established, or its replay to end
+
+	// Resume (resume.go). pos: the stream's header offset, then each received event's;
+	// recovered: the current stream's x-bridge-recovered; replayLeft: its replayed
+	// messages not yet received; opened: a stream was established once; catchUp: made for
+	// a subscribe's since, until its first header. Written by the run goroutine only.
+	pos        string
+	recovered  bool
+	replayLeft int
+	opened     bool
+	catchUp    bool
 }
 
 // run keeps one upstream stream open, reconnecting with backoff, until its last subscriber leaves.
@@ -107,6 +118,11 @@ func (h *hub) start(ctx context.Context, up *upstream) (grpc.ClientStream, error
 	if up.key.hasPK && sm.pk != nil {
 		req.Set(sm.pk, up.pkVal)
 	}
+	if sm.since != nil {
+		if since := up.sinceForOpen(); since != "" { // resume.go
+			req.Set(sm.since, protoreflect.ValueOfString(since))
+		}
+	}
 	if sm.actions != nil {
 		if sm.actions.IsList() {
 			l := req.Mutable(sm.actions).List()
@@ -142,6 +158,7 @@ func (h *hub) start(ctx context.Context, up *upstream) (grpc.ClientStream, error
 		}
 		return nil, status.Error(codes.Unavailable, "the backend ended the subscription at once")
 	}
+	up.header = parseStreamHeader(md) // resume.go
 	return stream, nil
 }
 
@@ -159,16 +176,29 @@ func sendFailure(sendErr, recvErr error) error {
 // told of an outage are told it resumed once the stream proves itself: its first event, or
 // resumeAfter of staying up (the returned timer, which the caller stops when the stream ends).
 func (h *hub) established(up *upstream) *time.Timer {
+	if up.catchUp {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.settleCatchUp(up) // resume.go
+	}
 	up.mu.Lock()
 	defer up.mu.Unlock()
 	up.live = true
 	up.gen++
 	gen := up.gen
-	for _, s := range up.pending {
-		up.subs = append(up.subs, s)
-		s.conn.send(s.confirm(false))
+	hd := up.header
+	up.pos, up.recovered, up.replayLeft, up.opened = hd.offset, hd.recovered, hd.replayed, true
+	if up.catchUp {
+		// Its subscribes all came with its since: the replay is theirs.
+		up.catchUp = false
+		for _, s := range up.pending {
+			up.subs = append(up.subs, s)
+			s.conn.send(s.confirm(false, position{offset: up.pos, recovered: hd.recovered}))
+		}
+		up.pending = nil
+	} else if up.replayLeft == 0 {
+		up.confirmPendingLocked()
 	}
-	up.pending = nil
 	return time.AfterFunc(h.resumeAfter, func() {
 		up.mu.Lock()
 		defer up.mu.Unlock()
@@ -183,7 +213,7 @@ func (up *upstream) resumeLocked() {
 	for _, s := range up.subs {
 		if s.notified {
 			s.notified = false
-			s.conn.send(s.confirm(true))
+			s.conn.send(s.confirm(true, position{offset: up.pos, recovered: up.recovered}))
 		}
 	}
 }
@@ -244,43 +274,58 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 			up.resumeLocked() // an event proves the stream: resumed goes before it
 			up.mu.Unlock()
 		}
+		offset := sm.eventOffset(ev) // resume.go: the position moves past every message
 		action := ev.Get(sm.evActon).String()
 		if !up.key.events.has(action) {
+			up.skip(offset)
 			continue // the backend ignored the filter; enforce it here
 		}
 		if up.key.hasPK && sm.pk == nil && ev.Get(sm.evPK).String() != up.key.pk {
+			up.skip(offset)
 			continue // the backend's Subscribe has no pk filter: the key is checked only here
 		}
 		head, err := encodeEvent(up, ev, action, h.srv.opts.int64AsNumber) // reply.go
 		if err != nil {
 			h.srv.opts.logger.Error("cannot encode event", "stream", up.key.stream, "err", err)
+			up.skip(offset)
 			continue
 		}
 		// A permission that may depend on the pk is asked for each subscriber and event
 		// (permission.go). It is the embedding program's code, so it runs outside up.mu:
-		// on a snapshot of the subscribers, each marked with the event's seq when allowed.
-		// Only the upstream's run goroutine reads and writes seq and the marks.
+		// on the subscribers not yet asked for this event, each marked with the event's seq
+		// when allowed, until none is new. A subscriber that joined while it was asked is
+		// asked too: its confirmation's offset is before this event (resume.go). Only the
+		// upstream's run goroutine reads and writes seq and the marks.
 		up.seq++
 		seq := up.seq
 		check := up.res.access.eventPerEvent
-		if check {
-			pk := ""
-			if sm.evPK != nil {
-				pk = ev.Get(sm.evPK).String()
+		pk := ""
+		if check && sm.evPK != nil {
+			pk = ev.Get(sm.evPK).String()
+		}
+		up.mu.Lock()
+		for check {
+			subs = subs[:0]
+			for _, s := range up.subs {
+				if s.checked != seq {
+					subs = append(subs, s)
+				}
 			}
-			up.mu.Lock()
-			subs = append(subs[:0], up.subs...)
+			if len(subs) == 0 {
+				break
+			}
 			up.mu.Unlock()
 			for _, s := range subs {
+				s.checked = seq
 				if up.res.mayReceive(s.conn.identity, pk) {
 					s.allowed = seq
 				}
 			}
 			clear(subs)
+			up.mu.Lock()
 		}
 		// Sent under up.mu, to the subscribers still there: one that unsubscribed meanwhile
 		// gets no event after its unsubscribe's reply.
-		up.mu.Lock()
 		n := 0
 		for _, s := range up.subs {
 			if check && s.allowed != seq {
@@ -289,6 +334,7 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 			s.conn.send(outFrame{head: head, tail: s.tail})
 			n++
 		}
+		up.advanceLocked(offset) // resume.go
 		up.mu.Unlock()
 		h.srv.metrics.eventsDelivered(up.key.stream, n) // metrics.go
 	}

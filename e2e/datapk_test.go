@@ -58,7 +58,9 @@ func TestDataPKSubscribe(t *testing.T) {
 
 	f := c.do("questions", map[string]any{"action": "subscribe", "data": map[string]any{"action": "update", "pk": id}, "request_id": "s1"})
 	wantStatus(t, f, 200)
-	if got := string(mustJSON(t, f.data())); got != `{"action":"update","pk":"`+id+`"}` {
+	d := f.data()
+	delete(d, "offset") // the reply's position (resume), checked by the resume tests
+	if got := string(mustJSON(t, d)); got != `{"action":"update","pk":"`+id+`"}` {
 		t.Fatalf("subscribe reply data %s: %s", got, f.raw)
 	}
 	// The other question changes first: were the filter dropped, its event would come first.

@@ -21,7 +21,9 @@ func TestDCRFSubscribeInstance(t *testing.T) {
 
 	f := c.do("questions", map[string]any{"action": "subscribe_instance", "pk": id, "request_id": "i1"})
 	wantStatus(t, f, 200)
-	if f.Payload["action"] != "subscribe_instance" || string(mustJSON(t, f.data())) != `{"pk":`+jsonNumberText(id)+`}` {
+	d := f.data()
+	delete(d, "offset") // the reply's position (resume), checked by the resume tests
+	if f.Payload["action"] != "subscribe_instance" || string(mustJSON(t, d)) != `{"pk":`+jsonNumberText(id)+`}` {
 		t.Fatalf("subscribe_instance reply: %s", f.raw)
 	}
 	// Another question's change comes first: it must not arrive. Nor a create.

@@ -36,10 +36,16 @@ func TestEventPermissionRunsOutsideFanout(t *testing.T) {
 	}
 	// The permission is still running: the same upstream answers a new subscriber.
 	b := e.dial()
-	wantStatus(t, b.do("questions", copyMap(sub, "b")), 200)
+	fb := b.do("questions", copyMap(sub, "b"))
+	wantStatus(t, fb, 200)
 	releaseOnce.Do(func() { close(release) })
 	if f := a.next(); f.Payload["action"] != "create" || fmt.Sprint(f.Payload["pk"]) != id {
 		t.Fatalf("a: %s, want the create event of %s", f.raw, id)
+	}
+	// b was confirmed at a position before the event (its reply's offset): it gets the
+	// event too, asked of the permission after it joined.
+	if f := b.next(); f.Payload["action"] != "create" || fmt.Sprint(f.Payload["pk"]) != id || f.Payload["offset"] == fb.data()["offset"] {
+		t.Fatalf("b: %s, want the create event of %s after its reply %s", f.raw, id, fb.raw)
 	}
 }
 

@@ -109,6 +109,7 @@ export class Stack {
   readonly backend: Service;
   readonly bridge: Service;
   #backendAddr = "";
+  #backendHTTP = "";
   #bridgePort = 0;
 
   private constructor(readonly dir: string) {
@@ -118,6 +119,11 @@ export class Stack {
 
   get bridgePort(): number {
     return this.#bridgePort;
+  }
+
+  /** The backend's REST API, e.g. http://127.0.0.1:9091: changes made behind the bridge's back. */
+  get backendHTTP(): string {
+    return `http://${this.#backendHTTP}`;
   }
 
   get url(): string {
@@ -145,8 +151,9 @@ export class Stack {
   async #startBackend(grpcAddr: string): Promise<void> {
     this.backend.args = ["-grpc-addr", grpcAddr, "-http-addr", "127.0.0.1:0", "-db", join(this.dir, "polls.db")];
     this.backend.start();
-    const [, addr] = await this.backend.waitOutput(/msg=serving grpc=(\S+)/);
+    const [, addr, http] = await this.backend.waitOutput(/msg=serving grpc=(\S+) http=(\S+)/);
     this.#backendAddr = addr!;
+    this.#backendHTTP = http!;
   }
 
   /** Starts the bridge: on a free port the first time, then on the same one. */
