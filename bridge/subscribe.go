@@ -8,17 +8,42 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
+
+// WithUpstreamPerIdentity gives each forwarded identity its own upstream Subscribe stream on
+// these streams, carrying the identity's metadata (subject, forwarded claims, token and
+// headers), as the proto option upstream_per_identity does: for a backend that filters
+// events by caller. Default: identical subscriptions of all users share one upstream, which
+// carries no user's metadata. Each call adds to the streams of the previous ones.
+func WithUpstreamPerIdentity(streams ...string) Option {
+	return optionFunc(func(o *options) {
+		if o.perIdentity == nil {
+			o.perIdentity = make(map[string]bool)
+		}
+		for _, s := range streams {
+			o.perIdentity[s] = true
+		}
+	})
+}
+
+// perIdentity reports whether res has one upstream per identity.
+func (h *hub) perIdentity(res *resource) bool {
+	return res.perIdentity || h.srv.opts.perIdentity[res.stream]
+}
 
 // The subscription registry: which connection subscribed to what, and the upstream each
 // subscription shares. subscribe, unsubscribe and their DCRF forms run on the connection's
 // read loop, in the order the client sent them; the upstreams themselves live in upstream.go
 // and the frames they send are built in reply.go.
 
-// hub owns the upstream Subscribe streams. Identical subscriptions (same stream, filter and
-// forwarded identity) share one upstream; each event is encoded once and queued to every
-// subscriber with only its request_id differing.
+// hub owns the upstream Subscribe streams. Identical subscriptions (same stream and filter)
+// share one upstream whoever made them, and the upstream carries no user's metadata; a
+// stream with upstream_per_identity has one per forwarded identity instead, carrying it.
+// Each event is encoded once and queued to every subscriber with only its request_id
+// differing; permissions are checked per subscriber (at subscribe, and per event when they
+// may depend on the pk).
 type hub struct {
 	srv *Server
 
@@ -45,8 +70,8 @@ type subKey struct {
 	pk       string // canonical key text; "" with hasPK false means any
 	hasPK    bool
 	events   eventSet
-	identity string
-	instance bool // subscribe_instance: delete events carry data.pk (encodeEvent)
+	identity string // the forwarded metadata's key (auth.go), only with upstream_per_identity
+	instance bool   // subscribe_instance: delete events carry data.pk (encodeEvent)
 }
 
 // connSubs are one connection's subscriptions. Guarded by hub.mu.
@@ -138,7 +163,11 @@ func (h *hub) add(c *conn, res *resource, r *request, events eventSet, instance 
 		instance:  instance,
 	}
 	sub.tail = appendFrameEnd(nil, sub.requestID, nil) // reply.go
-	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, events: f.events, identity: c.identityKey, instance: instance}
+	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, events: f.events, instance: instance}
+	var md metadata.MD // a shared upstream speaks for nobody: no subject, claims, token or headers
+	if h.perIdentity(res) {
+		key.identity, md = c.identityKey, c.md
+	}
 
 	h.mu.Lock()
 	// Draining is set before Shutdown ends the connections' subscriptions under h.mu: a
@@ -165,7 +194,7 @@ func (h *hub) add(c *conn, res *resource, r *request, events eventSet, instance 
 	}
 	up := h.upstreams[key]
 	if up == nil {
-		up = &upstream{key: key, res: res, md: c.md, pkVal: pkVal}
+		up = &upstream{key: key, res: res, md: md, pkVal: pkVal}
 		up.ctx, up.cancel = context.WithCancel(h.srv.ctx)
 		h.upstreams[key] = up
 		h.wg.Add(1)
