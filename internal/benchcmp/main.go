@@ -2,9 +2,12 @@
 // directly over gRPC; through its grpc-gateway REST API (which the backend serves by calling
 // its services in-process); through grpc-gateway run as a separate proxy in front of the gRPC
 // port (the position the bridge is in); and through the bridge's WebSocket.
-// It runs the backend and the bridge in-process on loopback, then for every transport and
-// call (retrieve and create of a question) runs a fixed concurrency for a fixed time and
-// prints requests per second and p50/p99 latency as a table, plus the bridge's ratios.
+// The backend, the grpc-gateway proxy and the bridge run as separate processes on loopback
+// (this program started again in another role, roles.go), so that each one's CPU time can
+// be read from /proc. For every transport and call (retrieve and create of a question) it
+// runs a fixed concurrency for a fixed time and prints requests per second, p50/p99
+// latency and the CPU time per request of the load generator, the proxy (bridge or
+// gateway) and the backend, plus the bridge's ratios.
 //
 // Run it with scripts/bench; see docs/benchmarks.md for what the numbers mean.
 //
@@ -13,38 +16,28 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	gwruntime "github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/encoding/protojson"
-
-	"github.com/wsbridge/wsbridge/bridge"
-	"github.com/wsbridge/wsbridge/examples/backend/polls"
-
-	pollsv1 "github.com/wsbridge/wsbridge/proto/polls/v1"
 )
 
 // Design targets of the project for the bridge's throughput.
 const (
 	targetVsREST = 2.0 // bridge requests/s ≥ 2× grpc-gateway's
 	targetVsGRPC = 0.5 // bridge requests/s ≥ 0.5× direct gRPC's
+	// The bridge's own CPU per request ≤ 0.5× grpc-gateway's as a proxy (issue 11).
+	targetProxyCPU = 0.5
 )
 
 type config struct {
@@ -57,7 +50,7 @@ type config struct {
 	transports  []string
 	calls       []string
 	cpuProfile  string
-	memProfile  string
+	asJSON      bool
 }
 
 var (
@@ -66,6 +59,9 @@ var (
 )
 
 func main() {
+	if role := os.Getenv(roleEnv); role != "" {
+		os.Exit(runRole(role, os.Args[1:]))
+	}
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -84,8 +80,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.seed, "seed", 100, "questions created before the run; retrieve cycles through them")
 	fs.StringVar(&transports, "transports", strings.Join(allTransports, ","), "comma-separated subset of "+strings.Join(allTransports, ","))
 	fs.StringVar(&calls, "calls", strings.Join(allCalls, ","), "comma-separated subset of retrieve,create")
-	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured runs (the whole process: clients, bridge and backend) to this file")
-	fs.StringVar(&c.memProfile, "memprofile", "", "write an allocation profile to this file at the end")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the bridge process, over its whole run, to this file (use with -transports ws)")
+	fs.BoolVar(&c.asJSON, "json", false, "print one JSON object per row instead of the table")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: scripts/bench [flags]\n\nCompares the example backend over gRPC, grpc-gateway REST and the bridge's WebSocket.\n\nFlags:")
 		fs.PrintDefaults()
@@ -175,17 +171,8 @@ func run(args []string, out io.Writer) error {
 		clients[t] = cl
 	}
 
-	printHeader(out, c)
-	if c.cpuProfile != "" {
-		f, err := os.Create(c.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	if !c.asJSON {
+		printHeader(out, c)
 	}
 
 	// Every transport × call runs in c.rounds slices taken in turn, so that a drift (the
@@ -194,21 +181,22 @@ func run(args []string, out io.Writer) error {
 	type cell struct {
 		transport, call string
 		op              opFunc
+		proxy           int // pid of the process between client and backend, 0 if none
 		sample
 	}
 	var cells []*cell
 	for _, call := range c.calls {
 		for _, t := range c.transports {
-			cells = append(cells, &cell{transport: t, call: call, op: clients[t].op(call, env.pks)})
+			cells = append(cells, &cell{transport: t, call: call, op: clients[t].op(call, env.pks), proxy: env.proxyPID(t)})
 		}
 	}
 	slice := c.duration / time.Duration(c.rounds)
 	for round := 0; round < c.rounds; round++ {
 		for _, cl := range cells {
 			if round == 0 && c.warmup > 0 {
-				phase(c, cl.op, c.warmup)
+				phase(c, cl.op, c.warmup, env, cl.proxy)
 			}
-			s := phase(c, cl.op, slice)
+			s := phase(c, cl.op, slice, env, cl.proxy)
 			cl.add(s)
 			fmt.Fprintf(os.Stderr, "bench: round %d/%d %-10s %-8s %8.0f req/s\n", round+1, c.rounds, cl.transport, cl.call, float64(len(s.lat))/s.elapsed.Seconds())
 		}
@@ -216,19 +204,15 @@ func run(args []string, out io.Writer) error {
 	var results []result
 	for _, cl := range cells {
 		r := cl.result()
-		r.transport, r.call = cl.transport, cl.call
+		r.transport, r.call, r.hasProxy = cl.transport, cl.call, cl.proxy != 0
 		results = append(results, r)
 	}
-	if c.cpuProfile != "" {
-		pprof.StopCPUProfile()
+	if c.asJSON {
+		printJSON(out, results)
+	} else {
+		printTable(out, results)
+		printRatios(out, c, results)
 	}
-	if c.memProfile != "" {
-		if err := writeHeapProfile(c.memProfile); err != nil {
-			return err
-		}
-	}
-	printTable(out, results)
-	printRatios(out, c, results)
 	for _, r := range results {
 		if r.ok == 0 {
 			return fmt.Errorf("%s %s: no request succeeded (%d errors, first: %v)", r.transport, r.call, r.errors, r.firstErr)
@@ -237,32 +221,30 @@ func run(args []string, out io.Writer) error {
 	return nil
 }
 
-func writeHeapProfile(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return pprof.Lookup("allocs").WriteTo(f, 0)
+// env is the example backend, the bridge and the grpc-gateway proxy, each a process.
+type env struct {
+	dir                      string
+	backend, bridge, gateway *proc
+	grpcAddr                 string
+	restURL                  string // the backend's own REST API, http://host:port
+	proxyURL                 string // the grpc-gateway proxy, http://host:port
+	wsURL                    string // ws://host:port/ws
+	pks                      []int64
 }
 
-// env is the example backend and the bridge in front of it, in this process.
-type env struct {
-	dir      string
-	backend  *polls.Server
-	bridge   *bridge.Server
-	http     *http.Server
-	proxy    *http.Server     // grpc-gateway in front of the gRPC port
-	proxyCC  *grpc.ClientConn // its connection to the backend
-	grpcAddr string
-	restURL  string // the backend's own REST API, http://host:port
-	proxyURL string // the grpc-gateway proxy, http://host:port
-	wsURL    string // ws://host:port/ws
-	pks      []int64
+// proxyPID is the process between the client and the backend for transport t: the bridge
+// or the gateway proxy; 0 for direct gRPC and for the backend's own REST (in-process).
+func (e *env) proxyPID(t string) int {
+	switch t {
+	case "ws":
+		return e.bridge.pid()
+	case "rest-proxy":
+		return e.gateway.pid()
+	}
+	return 0
 }
 
 func startEnv(c *config) (_ *env, err error) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e := &env{}
 	defer func() {
 		if err != nil {
@@ -272,74 +254,44 @@ func startEnv(c *config) (_ *env, err error) {
 	if e.dir, err = os.MkdirTemp("", "wsbridge-bench-"); err != nil {
 		return nil, err
 	}
-	glis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	var httpAddr, bridgeAddr, gwAddr string
+	for _, a := range []*string{&e.grpcAddr, &httpAddr, &bridgeAddr, &gwAddr} {
+		if *a, err = freeAddr(); err != nil {
+			return nil, err
+		}
+	}
+	e.restURL, e.proxyURL, e.wsURL = "http://"+httpAddr, "http://"+gwAddr, "ws://"+bridgeAddr+"/ws"
+	if e.backend, err = startRole(e.dir, "backend", nil, "-listen", e.grpcAddr, "-http", httpAddr, "-db", filepath.Join(e.dir, "polls.db")); err != nil {
 		return nil, err
 	}
-	hlis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		glis.Close()
+	if err := e.backend.waitFor("gRPC and REST ports open", func() bool { return portOpen(e.grpcAddr) && portOpen(httpAddr) }); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	e.backend, err = polls.Start(ctx, polls.Config{
-		GRPCListener: glis,
-		HTTPListener: hlis,
-		DBPath:       filepath.Join(e.dir, "polls.db"),
-		Logger:       quiet,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("start backend: %w", err)
+	var benv []string
+	if c.cpuProfile != "" {
+		abs, err := filepath.Abs(c.cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		benv = []string{profileEnv + "=" + abs}
 	}
-	e.grpcAddr = e.backend.GRPCAddr().String()
-	e.restURL = "http://" + e.backend.HTTPAddr().String()
-
-	e.bridge, err = bridge.New(
-		bridge.WithBackend(bridge.Backend{Target: e.grpcAddr}),
-		bridge.WithLogger(quiet),
-		bridge.WithDiscoveryRetry(200*time.Millisecond),
-		// Every request of a connection may be in flight at once.
-		bridge.WithMaxInFlight(max(64, c.concurrency)),
-		// The per-connection rate limit (default 100 messages/s) protects the bridge from
-		// one abusive browser; a load test from a trusted client measures without it.
-		bridge.WithRateLimit(0, 0),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("start bridge: %w", err)
-	}
-	blis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	// Every request of a connection may be in flight at once.
+	if e.bridge, err = startRole(e.dir, "bridge", benv, "-listen", bridgeAddr, "-backend", e.grpcAddr, "-max-in-flight", strconv.Itoa(max(64, c.concurrency))); err != nil {
 		return nil, err
 	}
-	e.http = &http.Server{Handler: e.bridge, ReadHeaderTimeout: 10 * time.Second}
-	go e.http.Serve(blis)
-	e.wsURL = "ws://" + blis.Addr().String() + "/ws"
-	if err := e.bridge.WaitReady(ctx); err != nil {
-		return nil, fmt.Errorf("bridge not ready: %w", err)
-	}
-
-	// grpc-gateway as a proxy: the backend's REST routes and JSON options, calling the
-	// backend over one gRPC connection as the bridge does.
-	if e.proxyCC, err = grpc.NewClient(e.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+	if e.gateway, err = startRole(e.dir, "gwproxy", nil, "-listen", gwAddr, "-backend", e.grpcAddr); err != nil {
 		return nil, err
 	}
-	mux := gwruntime.NewServeMux(gwruntime.WithMarshalerOption(gwruntime.MIMEWildcard, &gwruntime.JSONPb{
-		MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
-		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-	}))
-	if err := pollsv1.RegisterQuestionServiceHandler(ctx, mux, e.proxyCC); err != nil {
+	if err := e.bridge.waitFor("200 from /readyz", func() bool { return httpOK("http://" + bridgeAddr + "/readyz") }); err != nil {
 		return nil, err
 	}
-	plis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if err := e.gateway.waitFor("port open", func() bool { return portOpen(gwAddr) }); err != nil {
 		return nil, err
 	}
-	e.proxy = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go e.proxy.Serve(plis)
-	e.proxyURL = "http://" + plis.Addr().String()
 
 	// The questions retrieve reads, made over gRPC.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	g, err := newGRPCClient(e.grpcAddr)
 	if err != nil {
 		return nil, err
@@ -355,24 +307,11 @@ func startEnv(c *config) (_ *env, err error) {
 	return e, nil
 }
 
+// close stops the parts, the bridge first (its CPU profile is written as it exits).
 func (e *env) close() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if e.proxy != nil {
-		_ = e.proxy.Shutdown(ctx)
-	}
-	if e.proxyCC != nil {
-		_ = e.proxyCC.Close()
-	}
-	if e.http != nil {
-		_ = e.http.Shutdown(ctx)
-	}
-	if e.bridge != nil {
-		_ = e.bridge.Shutdown(ctx)
-	}
-	if e.backend != nil {
-		_ = e.backend.GracefulStop(ctx)
-	}
+	e.bridge.stop()
+	e.gateway.stop()
+	e.backend.stop()
 	if e.dir != "" {
 		_ = os.RemoveAll(e.dir)
 	}
@@ -395,7 +334,11 @@ type result struct {
 	firstErr        error
 	rps             float64
 	p50, p99        time.Duration
-	cpuPerReq       time.Duration // process CPU time per successful request
+	hasProxy        bool
+	// CPU time per successful request of each process: the load generator (this
+	// process), the proxy (bridge or gateway; none for gRPC and the backend's own REST)
+	// and the backend.
+	loadCPU, proxyCPU, backendCPU time.Duration
 }
 
 // sample is what one phase measured.
@@ -404,7 +347,22 @@ type sample struct {
 	errors   int
 	firstErr error
 	elapsed  time.Duration
-	cpu      time.Duration // of the whole process: clients, bridge and backend
+	cpu      cpuSample
+}
+
+// cpuSample is the CPU time of the processes over a phase.
+type cpuSample struct{ load, proxy, backend time.Duration }
+
+func (a cpuSample) sub(b cpuSample) cpuSample {
+	return cpuSample{a.load - b.load, a.proxy - b.proxy, a.backend - b.backend}
+}
+
+func readCPU(e *env, proxy int) cpuSample {
+	s := cpuSample{load: cpuOf(0), backend: cpuOf(e.backend.pid())}
+	if proxy != 0 {
+		s.proxy = cpuOf(proxy)
+	}
+	return s
 }
 
 func (s *sample) add(o sample) {
@@ -414,7 +372,9 @@ func (s *sample) add(o sample) {
 		s.firstErr = o.firstErr
 	}
 	s.elapsed += o.elapsed
-	s.cpu += o.cpu
+	s.cpu.load += o.cpu.load
+	s.cpu.proxy += o.cpu.proxy
+	s.cpu.backend += o.cpu.backend
 }
 
 func (s *sample) result() result {
@@ -423,7 +383,8 @@ func (s *sample) result() result {
 		r.rps = float64(r.ok) / s.elapsed.Seconds()
 	}
 	if r.ok > 0 {
-		r.cpuPerReq = s.cpu / time.Duration(r.ok)
+		n := time.Duration(r.ok)
+		r.loadCPU, r.proxyCPU, r.backendCPU = s.cpu.load/n, s.cpu.proxy/n, s.cpu.backend/n
 	}
 	slices.Sort(s.lat)
 	r.p50, r.p99 = percentile(s.lat, 0.50), percentile(s.lat, 0.99)
@@ -432,12 +393,12 @@ func (s *sample) result() result {
 
 // phase runs op with c.concurrency workers until d has passed and every worker has finished
 // its last call. Calls still unanswered 30s after the end are abandoned as errors.
-func phase(c *config, op opFunc, d time.Duration) sample {
+func phase(c *config, op opFunc, d time.Duration, e *env, proxy int) sample {
 	runtime.GC() // leave no garbage of the previous phase to this one
 	ctx, cancel := context.WithTimeout(context.Background(), d+30*time.Second)
 	defer cancel()
 	workers := make([]sample, c.concurrency)
-	cpu0 := cpuTime()
+	cpu0 := readCPU(e, proxy)
 	start := time.Now()
 	deadline := start.Add(d)
 	var wg sync.WaitGroup
@@ -465,7 +426,7 @@ func phase(c *config, op opFunc, d time.Duration) sample {
 		})
 	}
 	wg.Wait()
-	all := sample{elapsed: time.Since(start), cpu: cpuTime() - cpu0}
+	all := sample{elapsed: time.Since(start), cpu: readCPU(e, proxy).sub(cpu0)}
 	for _, wk := range workers {
 		wk.elapsed = 0
 		all.add(wk)
@@ -499,13 +460,14 @@ func printHeader(out io.Writer, c *config) {
 }
 
 func printTable(out io.Writer, results []result) {
-	rows := [][]string{{"transport", "call", "requests/s", "p50", "p99", "errors", "CPU/request"}}
+	rows := [][]string{{"transport", "call", "requests/s", "p50", "p99", "errors", "proxy CPU/req", "backend CPU/req", "load CPU/req"}}
 	for _, r := range results {
-		cpu := "-"
-		if r.cpuPerReq > 0 {
-			cpu = fmtDur(r.cpuPerReq)
+		proxy := "-"
+		if r.hasProxy {
+			proxy = fmtDur(r.proxyCPU)
 		}
-		rows = append(rows, []string{transportNames[r.transport], r.call, fmt.Sprintf("%.0f", r.rps), fmtDur(r.p50), fmtDur(r.p99), fmt.Sprint(r.errors), cpu})
+		rows = append(rows, []string{transportNames[r.transport], r.call, fmt.Sprintf("%.0f", r.rps), fmtDur(r.p50), fmtDur(r.p99), fmt.Sprint(r.errors),
+			proxy, fmtDur(r.backendCPU), fmtDur(r.loadCPU)})
 	}
 	printColumns(out, rows, 2) // text columns left, numbers right
 	for _, r := range results {
@@ -579,11 +541,56 @@ func printRatios(out io.Writer, c *config, results []result) {
 			rows = append(rows, []string{"  " + cmp.label, call, fmt.Sprintf("%.2f×", ratio), fmt.Sprintf("target ≥ %.1f×: %s", cmp.target, verdict)})
 		}
 	}
-	if len(rows) == 0 {
-		return
+	if len(rows) > 0 {
+		fmt.Fprintln(out, "\nrequests/s ratios:")
+		printColumns(out, rows, 2)
 	}
-	fmt.Fprintln(out, "\nrequests/s ratios:")
-	printColumns(out, rows, 2)
+	// The proxy's own CPU per request, read from /proc: the bridge's over grpc-gateway's.
+	rows = nil
+	for _, call := range c.calls {
+		ws, gw := find("ws", call), find("rest-proxy", call)
+		if ws == nil || gw == nil || gw.proxyCPU == 0 {
+			continue
+		}
+		ratio := float64(ws.proxyCPU) / float64(gw.proxyCPU)
+		verdict := "meets"
+		if ratio > targetProxyCPU {
+			verdict = "ABOVE"
+		}
+		rows = append(rows, []string{"  bridge/grpc-gateway proxy", call, fmt.Sprintf("%.2f×", ratio), fmt.Sprintf("target ≤ %.1f×: %s", targetProxyCPU, verdict)})
+	}
+	if len(rows) > 0 {
+		fmt.Fprintln(out, "\nproxy CPU per request ratios:")
+		printColumns(out, rows, 2)
+	}
+}
+
+// jsonRow is one row of -json.
+type jsonRow struct {
+	Transport  string   `json:"transport"`
+	Call       string   `json:"call"`
+	RPS        float64  `json:"rps"`
+	P50        float64  `json:"p50_ms"`
+	P99        float64  `json:"p99_ms"`
+	Errors     int      `json:"errors"`
+	ProxyCPU   *float64 `json:"proxy_cpu_us"` // null without a proxy process
+	BackendCPU float64  `json:"backend_cpu_us"`
+	LoadCPU    float64  `json:"load_cpu_us"`
+}
+
+func printJSON(out io.Writer, results []result) {
+	enc := json.NewEncoder(out)
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	for _, r := range results {
+		j := jsonRow{Transport: r.transport, Call: r.call, RPS: r.rps, P50: ms(r.p50), P99: ms(r.p99), Errors: r.errors,
+			BackendCPU: us(r.backendCPU), LoadCPU: us(r.loadCPU)}
+		if r.hasProxy {
+			v := us(r.proxyCPU)
+			j.ProxyCPU = &v
+		}
+		_ = enc.Encode(j)
+	}
 }
 
 // fmtDur prints a latency with three significant digits.

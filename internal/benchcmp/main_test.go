@@ -2,10 +2,23 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
+
+// TestMain also plays the backend, bridge and gateway roles: the benchmark starts its own
+// executable again for each, and under go test that executable is the test binary.
+func TestMain(m *testing.M) {
+	if role := os.Getenv(roleEnv); role != "" {
+		os.Exit(runRole(role, os.Args[1:]))
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // TestRunSmall runs the whole benchmark briefly so that the program keeps working.
 func TestRunSmall(t *testing.T) {
@@ -22,7 +35,7 @@ func TestRunSmall(t *testing.T) {
 		for _, call := range allCalls {
 			found := false
 			for _, line := range strings.Split(out.String(), "\n") {
-				if f := strings.Fields(strings.TrimPrefix(line, name)); strings.HasPrefix(line, name) && len(f) == 6 && f[0] == call {
+				if f := strings.Fields(strings.TrimPrefix(line, name)); strings.HasPrefix(line, name) && len(f) == 8 && f[0] == call {
 					found = true
 					if f[4] != "0" {
 						t.Errorf("%s %s: %s errors", name, call, f[4])
@@ -34,10 +47,60 @@ func TestRunSmall(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"bridge/REST ", "bridge/REST proxy ", "bridge/gRPC "} {
+	for _, want := range []string{"bridge/REST ", "bridge/REST proxy ", "bridge/gRPC ", "bridge/grpc-gateway proxy "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("no %q ratio", want)
 		}
+	}
+}
+
+// TestRunJSON checks -json: one object per row, proxy_cpu_us null exactly where no
+// proxy process stands between client and backend.
+func TestRunJSON(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the backend, the bridge and every transport")
+	}
+	var out bytes.Buffer
+	args := []string{"-json", "-duration", "200ms", "-warmup", "0s", "-concurrency", "2", "-ws-conns", "1", "-seed", "3", "-calls", "retrieve"}
+	if err := run(args, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != len(allTransports) {
+		t.Fatalf("%d lines, want one per transport:\n%s", len(lines), out.String())
+	}
+	for _, line := range lines {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		for _, k := range []string{"transport", "call", "rps", "p50_ms", "p99_ms", "errors", "proxy_cpu_us"} {
+			if _, ok := r[k]; !ok {
+				t.Errorf("%s: no %q", line, k)
+			}
+		}
+		proxied := r["transport"] == "ws" || r["transport"] == "rest-proxy"
+		if _, isNum := r["proxy_cpu_us"].(float64); isNum != proxied {
+			t.Errorf("%s: proxy_cpu_us %v", line, r["proxy_cpu_us"])
+		}
+		if r["errors"] != 0.0 || r["rps"] == 0.0 {
+			t.Errorf("%s: errors or no requests", line)
+		}
+	}
+}
+
+func TestParseStatCPU(t *testing.T) {
+	// Field 2 may hold spaces and parentheses; utime 250 and stime 50 ticks are 3 s.
+	line := []byte("4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 10 1000 200")
+	got, err := parseStatCPU(line)
+	if err != nil || got != 3*time.Second {
+		t.Errorf("parseStatCPU = %v, %v; want 3s", got, err)
+	}
+	if _, err := parseStatCPU([]byte("garbage")); err == nil {
+		t.Error("parseStatCPU(garbage) succeeded")
+	}
+	if cpuOf(0) < 0 {
+		t.Error("negative CPU time")
 	}
 }
 
