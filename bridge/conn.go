@@ -53,6 +53,12 @@ type conn struct {
 	writer      sync.WaitGroup
 	subs        *connSubs // guarded by hub.mu
 
+	// Every frame the bridge writes after the handshake, control frames included, goes
+	// through writeRaw under wmu, so nothing else moves the write deadline (writeRaw).
+	wmu       sync.Mutex
+	wdeadline time.Time // the deadline last set on the network connection
+	closeSent bool      // a close frame went out: nothing may follow it
+
 	// Set at the handshake, read-only afterwards.
 	md          metadata.MD // forwarded to the backends on every call
 	identityKey string      // separates shared upstreams of different identities
@@ -266,8 +272,7 @@ func (c *conn) markClosing() bool {
 }
 
 func (c *conn) sendClose(code int, reason string) {
-	deadline := time.Now().Add(c.srv.opts.writeTimeout)
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
+	_ = c.writeControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), c.srv.opts.writeTimeout)
 	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
 }
 
@@ -294,15 +299,51 @@ func (c *conn) send(f outFrame) {
 	if !c.writing {
 		c.writing = true
 		c.writer.Add(1)
-		go c.writeLoop()
+		c.srv.hub.startWriter(c)
 	}
 	c.mu.Unlock()
 }
 
-// writeLoop writes queued frames until the queue is empty, then exits.
+// maxIdleWriters bounds the writer goroutines kept parked between bursts (startWriter).
+const maxIdleWriters = 64
+
+// startWriter runs c.writeLoop on a parked writer goroutine, or a new one when none is
+// parked. A fan-out queues one frame to each of thousands of connections at once: reusing
+// goroutines whose stacks have already grown saves starting and growing one per
+// connection per event. A writer blocked on a slow client holds only itself up.
+func (h *hub) startWriter(c *conn) {
+	select {
+	case h.writers <- c:
+	default:
+		go h.writerLoop(c)
+	}
+}
+
+// writerLoop writes c's queue, then parks for the next connection to write, unless enough
+// writers are parked already or the server is shutting down.
+func (h *hub) writerLoop(c *conn) {
+	for {
+		c.writeLoop()
+		if h.idleWriters.Add(1) > maxIdleWriters {
+			h.idleWriters.Add(-1)
+			return
+		}
+		select {
+		case c = <-h.writers:
+			h.idleWriters.Add(-1)
+		case <-h.srv.ctx.Done():
+			h.idleWriters.Add(-1)
+			return
+		}
+	}
+}
+
+// writeLoop writes queued frames until the queue is empty, then returns.
 func (c *conn) writeLoop() {
 	defer c.writer.Done()
 	var batch []outFrame
+	buf := getBuf()
+	defer putBuf(buf)
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 || c.closing && c.closeCode == 0 {
@@ -317,24 +358,35 @@ func (c *conn) writeLoop() {
 		}
 		batch, c.queue = c.queue, batch[:0]
 		c.mu.Unlock()
-		for i := range batch {
-			err := c.write(&batch[i])
+		// The frames queued meanwhile go out together: one write(2) per writeChunk bytes.
+		for i := 0; i < len(batch); {
+			*buf = (*buf)[:0]
+			size := 0
+			j := i
+			for ; j < len(batch) && (j == i || len(*buf)+batch[j].size() <= writeChunk); j++ {
+				*buf = appendDataFrame(*buf, &batch[j])
+				size += batch[j].size()
+			}
+			err := c.writeRaw(*buf, c.srv.opts.writeTimeout)
 			c.mu.Lock()
-			c.queued -= batch[i].size()
+			c.queued -= size
 			c.mu.Unlock()
-			batch[i].release()
+			for k := i; k < j; k++ {
+				batch[k].release()
+			}
 			if err != nil {
 				// No close frame can follow a failed write: the client sees 1006. Say why;
 				// a timeout means a client that stopped reading for the whole write timeout.
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
 					c.srv.opts.logger.Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout)
-				} else {
+				} else if !errors.Is(err, websocket.ErrCloseSent) {
 					c.srv.opts.logger.Info("connection lost: write failed", "err", err)
 				}
-				for j := i + 1; j < len(batch); j++ {
-					batch[j].release()
+				for k := j; k < len(batch); k++ {
+					batch[k].release()
 				}
+				clear(batch)
 				c.mu.Lock()
 				c.writing = false
 				c.closing = true
@@ -344,28 +396,80 @@ func (c *conn) writeLoop() {
 				_ = c.ws.Close() // unblocks the reader
 				return
 			}
+			i = j
 		}
 		clear(batch)
+		if cap(*buf) > writeChunk*2 {
+			*buf = make([]byte, 0, 1024) // a huge frame's buffer is not kept
+		}
 	}
 }
 
-func (c *conn) write(f *outFrame) error {
-	if err := c.ws.SetWriteDeadline(time.Now().Add(c.srv.opts.writeTimeout)); err != nil {
-		return err
+// writeChunk is how many bytes of queued frames one write(2) carries at most.
+const writeChunk = 64 << 10
+
+// appendDataFrame appends f as an unmasked, unfragmented text frame (RFC 6455 §5.2): what a
+// server sends, and what gorilla's writer would have written.
+func appendDataFrame(b []byte, f *outFrame) []byte {
+	b = appendFrameHeader(b, websocket.TextMessage, f.size())
+	b = append(b, f.head...)
+	return append(b, f.tail...)
+}
+
+func appendFrameHeader(b []byte, opcode int, n int) []byte {
+	b = append(b, 0x80|byte(opcode)) // FIN
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xffff:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return append(b, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
-	w, err := c.ws.NextWriter(websocket.TextMessage)
-	if err != nil {
-		return err
+}
+
+// writeRaw writes whole frames to the network connection with one write. gorilla's writers
+// set the deadline again before every frame, a timer update each; here it is set again only
+// once a quarter of timeout has passed since it was, so a write waits at least 3/4 of
+// timeout and at most timeout. It is safe because every write of the connection goes through
+// here. After a close frame nothing is written.
+func (c *conn) writeRaw(b []byte, timeout time.Duration) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.writeLocked(b, timeout)
+}
+
+// writeLocked is writeRaw. Caller holds wmu.
+func (c *conn) writeLocked(b []byte, timeout time.Duration) error {
+	if c.closeSent {
+		return websocket.ErrCloseSent
 	}
-	if _, err := w.Write(f.head); err != nil {
-		return err
-	}
-	if len(f.tail) > 0 {
-		if _, err := w.Write(f.tail); err != nil {
+	nc := c.ws.NetConn()
+	want := time.Now().Add(timeout)
+	if want.Sub(c.wdeadline) > timeout/4 || c.wdeadline.After(want) {
+		if err := nc.SetWriteDeadline(want); err != nil {
 			return err
 		}
+		c.wdeadline = want
 	}
-	return w.Close()
+	_, err := nc.Write(b)
+	return err
+}
+
+// writeControl writes a control frame (ping, pong or close) within timeout.
+func (c *conn) writeControl(opcode int, data []byte, timeout time.Duration) error {
+	if len(data) > 125 {
+		data = data[:125] // a control frame's limit; only a close reason could be this long
+	}
+	var arr [2 + 125]byte
+	b := append(appendFrameHeader(arr[:0], opcode, len(data)), data...)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	err := c.writeLocked(b, timeout)
+	if opcode == websocket.CloseMessage && !c.closeSent {
+		c.closeSent = true
+	}
+	return err
 }
 
 // reply queues a reply frame built in a pooled buffer.
