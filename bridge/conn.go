@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -299,42 +301,67 @@ func (c *conn) send(f outFrame) {
 	if !c.writing {
 		c.writing = true
 		c.writer.Add(1)
-		c.srv.hub.startWriter(c)
+		c.srv.hub.writers.start(c)
 	}
 	c.mu.Unlock()
 }
 
-// maxIdleWriters bounds the writer goroutines kept parked between bursts (startWriter).
-const maxIdleWriters = 64
+// writerPool writes the connections that have frames queued, on a few goroutines shared by
+// all connections. A fan-out queues one frame to each of thousands of connections at once;
+// a goroutine per connection per event cost more to start (and to grow its stack) than its
+// write. Workers exist only while connections wait, so an idle server has none.
+type writerPool struct {
+	mu       sync.Mutex
+	ready    []*conn // connections waiting for a writer, from head on
+	head     int
+	workers  int
+	progress atomic.Int64 // nanotime of the last worker start or finished connection
+}
 
-// startWriter runs c.writeLoop on a parked writer goroutine, or a new one when none is
-// parked. A fan-out queues one frame to each of thousands of connections at once: reusing
-// goroutines whose stacks have already grown saves starting and growing one per
-// connection per event. A writer blocked on a slow client holds only itself up.
-func (h *hub) startWriter(c *conn) {
-	select {
-	case h.writers <- c:
-	default:
-		go h.writerLoop(c)
+// A write blocks only on a client whose TCP buffers are full. So that such clients hold up
+// no one, one more worker starts whenever none has finished a connection for writerStall,
+// however many there are.
+const writerStall = 20 * time.Millisecond
+
+func maxWriters() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
+
+// start queues c, whose writing flag its caller just set, for a worker.
+func (p *writerPool) start(c *conn) {
+	now := time.Now().UnixNano()
+	p.mu.Lock()
+	p.ready = append(p.ready, c)
+	spawn := p.workers < maxWriters() || now-p.progress.Load() > int64(writerStall)
+	if spawn {
+		p.workers++
+		p.progress.Store(now)
+	}
+	p.mu.Unlock()
+	if spawn {
+		go p.work()
 	}
 }
 
-// writerLoop writes c's queue, then parks for the next connection to write, unless enough
-// writers are parked already or the server is shutting down.
-func (h *hub) writerLoop(c *conn) {
+// work writes waiting connections until none is left.
+func (p *writerPool) work() {
 	for {
+		p.mu.Lock()
+		if p.head == len(p.ready) {
+			p.ready, p.head = p.ready[:0], 0
+			p.workers--
+			p.mu.Unlock()
+			return
+		}
+		c := p.ready[p.head]
+		p.ready[p.head] = nil
+		p.head++
+		if p.head >= 1024 && 2*p.head >= len(p.ready) { // never emptied under steady load
+			n := copy(p.ready, p.ready[p.head:])
+			clear(p.ready[n:])
+			p.ready, p.head = p.ready[:n], 0
+		}
+		p.mu.Unlock()
 		c.writeLoop()
-		if h.idleWriters.Add(1) > maxIdleWriters {
-			h.idleWriters.Add(-1)
-			return
-		}
-		select {
-		case c = <-h.writers:
-			h.idleWriters.Add(-1)
-		case <-h.srv.ctx.Done():
-			h.idleWriters.Add(-1)
-			return
-		}
+		p.progress.Store(time.Now().UnixNano())
 	}
 }
 

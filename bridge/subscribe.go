@@ -52,9 +52,7 @@ type hub struct {
 	closed    bool
 	wg        sync.WaitGroup
 
-	// Parked writer goroutines, handed a connection to write by startWriter (conn.go).
-	writers     chan *conn
-	idleWriters atomic.Int32
+	writers writerPool // the connections' writer goroutines (conn.go)
 
 	live atomic.Int64 // upstream streams currently established
 	subs atomic.Int64 // client subscriptions, confirmed or waiting: read by /metrics without mu
@@ -104,7 +102,7 @@ type subFilter struct {
 }
 
 func newHub(s *Server) *hub {
-	return &hub{srv: s, writers: make(chan *conn), upstreams: make(map[subKey]*upstream), resumeAfter: time.Second, stableAfter: 10 * time.Second}
+	return &hub{srv: s, upstreams: make(map[subKey]*upstream), resumeAfter: time.Second, stableAfter: 10 * time.Second}
 }
 
 func (h *hub) subscribe(c *conn, res *resource, r *request) {
