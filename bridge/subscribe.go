@@ -95,6 +95,29 @@ type subscription struct {
 	instance  bool   // made by DCRF's subscribe_instance
 }
 
+// setBytes copies what the subscription keeps of its frame into one allocation: the tail,
+// whose request_id is requestID, then actionRaw and pkRaw. Thousands of subscriptions
+// are held by idle connections.
+func (s *subscription) setBytes(requestID, actionRaw, pkRaw []byte) {
+	const key = `,"request_id":`
+	mem := make([]byte, 0, len(key)+len(orNull(requestID))+len("}}")+len(actionRaw)+len(pkRaw))
+	mem = appendFrameEnd(mem, requestID, nil) // reply.go
+	s.tail = mem[:len(mem):len(mem)]
+	if requestID != nil {
+		s.requestID = mem[len(key) : len(key)+len(requestID) : len(key)+len(requestID)]
+	}
+	if actionRaw != nil {
+		n := len(mem)
+		mem = append(mem, actionRaw...)
+		s.actionRaw = mem[n:len(mem):len(mem)]
+	}
+	if pkRaw != nil {
+		n := len(mem)
+		mem = append(mem, pkRaw...)
+		s.pkRaw = mem[n:len(mem):len(mem)]
+	}
+}
+
 type subFilter struct {
 	pk     string
 	hasPK  bool
@@ -155,16 +178,8 @@ func (h *hub) add(c *conn, res *resource, r *request, events eventSet, instance 
 		}
 		pkVal, f.pk, f.hasPK = v, v.String(), true
 	}
-	sub := &subscription{
-		conn:      c,
-		stream:    res.stream,
-		requestID: slices.Clone(r.requestID),
-		filter:    f,
-		actionRaw: slices.Clone(r.eventsRaw),
-		pkRaw:     slices.Clone(r.pk),
-		instance:  instance,
-	}
-	sub.tail = appendFrameEnd(nil, sub.requestID, nil) // reply.go
+	sub := &subscription{conn: c, stream: res.stream, filter: f, instance: instance}
+	sub.setBytes(r.requestID, r.eventsRaw, r.pk)
 	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, events: f.events, instance: instance}
 	var md metadata.MD // a shared upstream speaks for nobody: no subject, claims, token or headers
 	if h.perIdentity(res) {
