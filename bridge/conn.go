@@ -315,12 +315,13 @@ type writerPool struct {
 	ready    []*conn // connections waiting for a writer, from head on
 	head     int
 	workers  int
+	watching bool         // a stall check is armed (check)
 	progress atomic.Int64 // nanotime of the last worker start or finished connection
 }
 
 // A write blocks only on a client whose TCP buffers are full. So that such clients hold up
-// no one, one more worker starts whenever none has finished a connection for writerStall,
-// however many there are.
+// no one, one more worker starts whenever connections wait and no worker has finished one
+// for writerStall, however many there are.
 const writerStall = 20 * time.Millisecond
 
 func maxWriters() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
@@ -334,6 +335,32 @@ func (p *writerPool) start(c *conn) {
 	if spawn {
 		p.workers++
 		p.progress.Store(now)
+	} else if !p.watching {
+		// Every worker is busy: if they all turn out stuck, check starts one more.
+		p.watching = true
+		time.AfterFunc(writerStall, p.check)
+	}
+	p.mu.Unlock()
+	if spawn {
+		go p.work()
+	}
+}
+
+// check runs every writerStall while connections wait with every worker busy, and starts a
+// worker when none made progress meanwhile.
+func (p *writerPool) check() {
+	now := time.Now().UnixNano()
+	p.mu.Lock()
+	p.watching = false
+	spawn := false
+	if p.head < len(p.ready) {
+		if now-p.progress.Load() > int64(writerStall) {
+			spawn = true
+			p.workers++
+			p.progress.Store(now)
+		}
+		p.watching = true
+		time.AfterFunc(writerStall, p.check)
 	}
 	p.mu.Unlock()
 	if spawn {

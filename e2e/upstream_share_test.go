@@ -3,7 +3,10 @@ package e2e_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -194,4 +197,57 @@ func TestUpstreamPerIdentityConfigErrors(t *testing.T) {
 	if err == nil || err.Error() != "configuration: upstream_per_identity[1]: empty stream name" {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// TestStuckClientsHoldUpNoOne: more subscribers than the bridge has writer goroutines stop
+// reading, so that writes to each of them block in the kernel for the whole write timeout;
+// a client that reads still gets every reply. Writers are pooled (conn.go): without a new
+// writer when the pool makes no progress, its replies would wait for the write timeout.
+func TestStuckClientsHoldUpNoOne(t *testing.T) {
+	const (
+		subsEach = 20
+		updates  = 30
+	)
+	stuck := 4*runtime.GOMAXPROCS(0) + 16 // more than the pool's writers (maxWriters)
+	e := newEnv(t, bridge.WithOutboundQueue(8<<20), bridge.WithWriteTimeout(10*time.Minute), bridge.WithRateLimit(0, 0))
+	w := e.dial()
+	q := w.createQuestion("Stuck?")
+
+	// The stuck clients reach the bridge through small socket buffers, as in
+	// TestSubscribeSlowConsumer, and never read after subscribing.
+	hs := httptest.NewUnstartedServer(e.bridge)
+	hs.Listener = subSmallBufferListener{hs.Listener}
+	hs.Start()
+	t.Cleanup(hs.Close)
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
+	d := subLightDialer
+	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10)
+		}
+		return c, err
+	}
+	for i := range stuck {
+		ws, _, err := d.Dial(url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ws.Close() })
+		c := &subLightConn{ws: ws}
+		for j := range subsEach {
+			c.id = fmt.Sprintf("stuck%d-%d", i, j)
+			if err := c.subscribe(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// Each update is 20 events of about 400 bytes to each stuck client: after a few, every
+	// stuck client's socket is full and a writer blocks on it. Each reply must still come.
+	text := func(i int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("x", 197) }
+	for i := range updates {
+		w.subUpdate(q, text(i))
+	}
+	wantStatus(t, w.do("questions", map[string]any{"action": "retrieve", "pk": q}), 200)
 }
