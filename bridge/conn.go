@@ -23,9 +23,6 @@ const (
 	CloseSlowConsumer = 4008
 )
 
-// closeGrace is how long a closing connection waits for the client's close frame.
-const closeGrace = time.Second
-
 // conn is one WebSocket client: one reader (the handler goroutine), and a writer goroutine
 // that exists only while there is something to write, so an idle connection holds one
 // goroutine and no write buffer.
@@ -49,6 +46,8 @@ type conn struct {
 	queued  int // bytes in queue
 	writing bool
 	closing bool
+	// closeSent: a close frame went out; closeSocket lingers (closing.go).
+	closeSent atomic.Bool
 	// A close frame the writer sends once it has written the queue (closeAfterFlush).
 	closeCode   int
 	closeReason string
@@ -59,7 +58,7 @@ type conn struct {
 	// through writeRaw under wmu, so nothing else moves the write deadline (writeRaw).
 	wmu       sync.Mutex
 	wdeadline time.Time // the deadline last set on the network connection
-	closeSent bool      // a close frame went out: nothing may follow it
+	writeDone bool      // a close frame went out, or a write failed: nothing may follow
 
 	// Set at the handshake, read-only afterwards.
 	md          metadata.MD // forwarded to the backends on every call
@@ -190,7 +189,7 @@ func (c *conn) teardown() {
 	c.closing = true
 	c.mu.Unlock()
 	c.writer.Wait()
-	_ = c.ws.Close()
+	c.closeSocket() // closing.go: never loses the close frame to a reset
 	c.mu.Lock()
 	for i := range c.queue {
 		c.queue[i].release()
@@ -271,11 +270,6 @@ func (c *conn) markClosing() bool {
 	c.mu.Unlock()
 	c.cancel()
 	return true
-}
-
-func (c *conn) sendClose(code int, reason string) {
-	_ = c.writeControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), c.srv.opts.writeTimeout)
-	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
 }
 
 // send queues a frame for the client. A client whose queue is over the byte limit is
@@ -433,9 +427,9 @@ func (c *conn) writeLoop() {
 				// a timeout means a client that stopped reading for the whole write timeout.
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
-					c.srv.opts.logger.Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout)
+					c.srv.opts.logger.Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout, "remote", c.ws.RemoteAddr().String())
 				} else if !errors.Is(err, websocket.ErrCloseSent) {
-					c.srv.opts.logger.Info("connection lost: write failed", "err", err)
+					c.srv.opts.logger.Info("connection lost: write failed", "err", err, "remote", c.ws.RemoteAddr().String())
 				}
 				for k := j; k < len(batch); k++ {
 					batch[k].release()
@@ -486,7 +480,7 @@ func appendFrameHeader(b []byte, opcode int, n int) []byte {
 // set the deadline again before every frame, a timer update each; here it is set again only
 // once a quarter of timeout has passed since it was, so a write waits at least 3/4 of
 // timeout and at most timeout. It is safe because every write of the connection goes through
-// here. After a close frame nothing is written.
+// here. After a close frame or a failed write nothing is written.
 func (c *conn) writeRaw(b []byte, timeout time.Duration) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -495,7 +489,7 @@ func (c *conn) writeRaw(b []byte, timeout time.Duration) error {
 
 // writeLocked is writeRaw. Caller holds wmu.
 func (c *conn) writeLocked(b []byte, timeout time.Duration) error {
-	if c.closeSent {
+	if c.writeDone {
 		return websocket.ErrCloseSent
 	}
 	nc := c.ws.NetConn()
@@ -506,8 +500,11 @@ func (c *conn) writeLocked(b []byte, timeout time.Duration) error {
 		}
 		c.wdeadline = want
 	}
-	_, err := nc.Write(b)
-	return err
+	if _, err := nc.Write(b); err != nil {
+		c.writeDone = true // part of a frame may have gone out
+		return err
+	}
+	return nil
 }
 
 // writeControl writes a control frame (ping, pong or close) within timeout.
@@ -520,8 +517,8 @@ func (c *conn) writeControl(opcode int, data []byte, timeout time.Duration) erro
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	err := c.writeLocked(b, timeout)
-	if opcode == websocket.CloseMessage && !c.closeSent {
-		c.closeSent = true
+	if opcode == websocket.CloseMessage {
+		c.writeDone = true
 	}
 	return err
 }

@@ -18,6 +18,7 @@ import (
 type backendConn struct {
 	cfg  Backend
 	conn *grpc.ClientConn
+	sc   *serviceConfig // dial.go
 }
 
 // infrastructure services are never resources, whatever the configuration says.
@@ -181,6 +182,7 @@ func (s *Server) discoverUntilReady(ctx context.Context) bool {
 // was built. Requests already under way, and upstream subscriptions, keep the resources they
 // started with.
 func (s *Server) install(cat *catalog) {
+	s.applyRetryPolicies(cat) // dial.go
 	s.catalog.Store(cat)
 	s.checkPolicy(cat) // config.go
 }

@@ -129,7 +129,9 @@ func (c *conn) initKeepAlive() {
 			return nil
 		}
 		c.extendRead()
-		err := c.writeControl(websocket.PongMessage, []byte(data), time.Second) // conn.go
+		// The write timeout, as for any frame: a write that fails leaves the connection
+		// unable to write anything again (writeRaw, conn.go).
+		err := c.writeControl(websocket.PongMessage, []byte(data), c.srv.opts.writeTimeout)
 		var ne net.Error
 		if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) && ne.Timeout() {
 			return nil

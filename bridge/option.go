@@ -22,7 +22,8 @@ func (f optionFunc) apply(o *options) { f(o) }
 
 // Backend is one gRPC server the bridge forwards to.
 type Backend struct {
-	// Target is a grpc.NewClient target, e.g. "127.0.0.1:9090" or "dns:///polls:9090".
+	// Target is a grpc.NewClient target, e.g. "127.0.0.1:9090" or "dns:///polls:9090", or
+	// replicas separated by '|': "10.0.0.5:9090|10.0.0.6:9090" (dial.go, docs/deploy.md).
 	Target string
 	// Services, when set, lists the services this backend serves. It is needed only to route
 	// services from a descriptor set among several backends; with reflection the backend says.

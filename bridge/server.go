@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // Server is the bridge: an http.Handler serving the WebSocket API at /ws plus /healthz and
@@ -55,13 +53,12 @@ func New(opts ...Option) (*Server, error) {
 		loopDone:   make(chan struct{}),
 	}
 	for _, b := range o.backends {
-		dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, b.DialOptions...)
-		cc, err := grpc.NewClient(b.Target, dial...)
+		cc, sc, err := dialBackend(b) // dial.go
 		if err != nil {
 			s.closeBackends()
 			return nil, errors.New("backend " + b.Target + ": " + err.Error())
 		}
-		s.backends = append(s.backends, &backendConn{cfg: b, conn: cc})
+		s.backends = append(s.backends, &backendConn{cfg: b, conn: cc, sc: sc})
 	}
 	s.upgrader = websocket.Upgrader{
 		// 242 + gorilla's 14 bytes of header room: a 256-byte buffer, the most an idle
@@ -241,7 +238,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 		// Every connection has been sent its close frame and its work cancelled, so each
 		// ends within the close handshake's grace or a write timeout; wait that long.
-		t := time.NewTimer(closeGrace + s.opts.writeTimeout)
+		t := time.NewTimer(closeGrace + 2*s.opts.writeTimeout) // close frame, grace, linger
 		select {
 		case <-done:
 		case <-t.C:

@@ -66,6 +66,7 @@ func startBridgeBinary(t *testing.T, args ...string) *bridgeProc {
 	for {
 		select {
 		case err := <-p.exited:
+			p.exited <- err // for the cleanup, which must not wait for a second exit
 			t.Fatalf("the bridge exited before it was ready: %v\n%s", err, p.out)
 		default:
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,6 +72,7 @@ type session struct {
 	ours    atomic.Bool   // the client closed the connection itself
 	peer    atomic.Bool   // the read loop ended by the bridge's doing (close frame or error)
 	broken  atomic.Bool   // it ended without a close frame (1006): counted as a violation already
+	key     string        // the bridge's address and the client's: names it in the bridge's log
 	wmu     sync.Mutex    // serializes writes, so write positions are the wire order
 	writes  uint64        // guarded by wmu
 	pinged  uint64        // last write position a ping was sent after; guarded by wmu
@@ -174,18 +176,25 @@ func (c *client) dial(ctx context.Context) (*session, error) {
 		return nil, errors.New("no bridge")
 	}
 	d := websocket.Dialer{HandshakeTimeout: 15 * time.Second}
-	if n := c.h.cfg.sourceAddrs; n > 1 {
-		// Spread the client ends over 127.0.0.1.. so 10,000 connections and their
-		// reconnects do not run out of ephemeral ports on one address.
-		local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+c.id%n))}
-		nd := &net.Dialer{LocalAddr: local, Timeout: 15 * time.Second}
-		d.NetDialContext = nd.DialContext
-	}
+	// Clients bind to 127.0.0.2.., never 127.0.0.1 where the backend and the bridges listen:
+	// a client's ephemeral port could otherwise take the port of a backend killed a moment
+	// ago and fail its restart ("address already in use"). Several addresses also spread
+	// 10,000 connections and their reconnects over more ephemeral ports.
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+c.id%c.h.cfg.sourceAddrs))}
+	nd := &net.Dialer{LocalAddr: local, Timeout: 15 * time.Second}
+	d.NetDialContext = nd.DialContext
 	ws, _, err := d.DialContext(ctx, "ws://"+addr+"/ws", nil)
 	if err != nil {
 		return nil, err
 	}
-	s := &session{ws: ws, done: make(chan struct{}), pending: map[string]*request{}, pongs: make(chan struct{}, 1)}
+	s := &session{ws: ws, done: make(chan struct{}), pending: map[string]*request{}, pongs: make(chan struct{}, 1),
+		key: connKey(addr, ws.LocalAddr().String())}
+	// Answer pings as a browser does: gorilla's default handler gives the pong 1 s and ends
+	// the read loop when that passes, which a CPU-starved load program mistook for a 1006.
+	ws.SetPingHandler(func(data string) error {
+		_ = ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(15*time.Second))
+		return nil // a broken connection shows on the next read
+	})
 	ws.SetPongHandler(func(data string) error {
 		if n, err := strconv.ParseUint(data, 10, 64); err == nil {
 			s.mu.Lock()
@@ -254,6 +263,9 @@ func (c *client) readLoop(s *session) {
 			}
 			s.broken.Store(code == websocket.CloseAbnormalClosure)
 			c.h.stats.closeCode(code)
+			if code == websocket.CloseAbnormalClosure {
+				c.h.stats.abnormal(s.key, abnormalReason(err))
+			}
 			return
 		}
 		c.h.stats.add(&c.h.stats.frames, 1)
@@ -264,6 +276,21 @@ func (c *client) readLoop(s *session) {
 		}
 		c.handleFrame(s, &f)
 	}
+}
+
+var addrRE = regexp.MustCompile(`\d{1,3}(\.\d{1,3}){3}:\d+`)
+
+// abnormalReason is why a connection ended without a close frame, as the client's read
+// saw it, with addresses removed so that the reasons can be counted.
+func abnormalReason(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "unexpected EOF"):
+		return "EOF without a close frame"
+	case strings.Contains(msg, "connection reset by peer"):
+		return "connection reset (RST)"
+	}
+	return addrRE.ReplaceAllString(msg, "ADDR")
 }
 
 func (c *client) handleFrame(s *session, f *frame) {

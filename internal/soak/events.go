@@ -224,6 +224,7 @@ type stats struct {
 	mu                                    sync.Mutex
 	statuses                              map[int]int64
 	closes                                map[int]int64
+	abnormals                             []abnormalClose
 	firstViolations                       []string
 	kinds                                 map[string]int64 // violations by format
 }
@@ -248,6 +249,22 @@ func (s *stats) closeCode(code int) {
 	s.closes[code]++
 }
 
+// abnormalClose is a connection that ended without a close frame (1006).
+type abnormalClose struct {
+	key    string // connKey
+	reason string // the client's read error (abnormalReason)
+}
+
+func (s *stats) abnormal(key, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.abnormals = append(s.abnormals, abnormalClose{key, reason})
+}
+
+// connKey names a connection the way both ends can: the bridge's listen address and the
+// client's address, which the bridge logs as remote.
+func connKey(bridge, client string) string { return bridge + " " + client }
+
 // violation records a broken invariant; the first few are kept for the report.
 func (s *stats) violation(format string, args ...any) {
 	s.violations.Add(1)
@@ -259,6 +276,15 @@ func (s *stats) violation(format string, args ...any) {
 	if s.kinds[format]++; s.kinds[format] <= 3 && len(s.firstViolations) < 40 {
 		s.firstViolations = append(s.firstViolations, fmt.Sprintf(format, args...))
 	}
+}
+
+func sortedStrings(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func sortedKeys(m map[int]int64) []int {

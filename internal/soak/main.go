@@ -38,6 +38,7 @@ type config struct {
 	dir                   string
 	sourceAddrs           int
 	seed                  uint64
+	bridgeLogLevel        string
 }
 
 var allFaults = []string{"backend", "bridge", "both"}
@@ -59,8 +60,9 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&c.bridgeBin, "bridge-bin", "", "bridge binary (required)")
 	fs.StringVar(&c.backendBin, "backend-bin", "", "example backend binary (required)")
 	fs.StringVar(&c.dir, "dir", "", "directory for the database and the process logs (required)")
-	fs.IntVar(&c.sourceAddrs, "source-addrs", 0, "client source addresses 127.0.0.1.. to spread connections over (0: one per 2,000 connections)")
+	fs.IntVar(&c.sourceAddrs, "source-addrs", 0, "client source addresses 127.0.0.2.. to spread connections over (0: one per 2,000 connections)")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the request mix")
+	fs.StringVar(&c.bridgeLogLevel, "bridge-log-level", "info", "the bridge's -log-level; info logs each connection it closes or loses, and why")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -154,6 +156,7 @@ type harness struct {
 	bridges  int
 	backends int
 	logs     []string
+	logAddr  map[string]string // bridge log → the bridge's listen address
 	faults   map[string]int
 	exits    []string // bridges that did not exit 0 after SIGTERM
 	sample   sample
@@ -338,13 +341,17 @@ func (h *harness) startBridge(backendAddr string) error {
 	maxConns := h.cfg.conns + h.cfg.conns/10 + 10
 	p, err := startProc(h.cfg.dir, name, h.cfg.bridgeBin, "-listen", addr, "-backend", backendAddr,
 		"-max-connections", fmt.Sprint(maxConns), "-drain-timeout", h.cfg.drain.String(), "-call-timeout", "10s",
-		"-max-subscriptions", fmt.Sprint(max(100, h.cfg.subs)), "-log-level", "warn")
+		"-max-subscriptions", fmt.Sprint(max(100, h.cfg.subs)), "-log-level", h.cfg.bridgeLogLevel)
 	if err != nil {
 		return err
 	}
 	p.addr = addr
 	h.mu.Lock()
 	h.logs = append(h.logs, p.log)
+	if h.logAddr == nil {
+		h.logAddr = map[string]string{}
+	}
+	h.logAddr[p.log] = addr
 	h.mu.Unlock()
 	if err := waitFor(p, 60*time.Second, "200 from /readyz", func() bool {
 		_, code, err := httpGet(context.Background(), "http://"+addr+"/readyz")
@@ -483,6 +490,9 @@ type result struct {
 	Connects     int64            `json:"connects"`
 	DialFailures int64            `json:"dial_failures"`
 	Closes       map[string]int64 `json:"closes_by_code"`
+	Starved      map[string]int64 `json:"closes_1006_write_timeout_by_client_error"`
+	Abnormal     map[string]int64 `json:"closes_1006_unexplained_by_client_error"`
+	BridgeLost   map[string]int64 `json:"bridge_log_connection_lines"`
 	Events       int64            `json:"events"`
 	Verified     int64            `json:"events_verified"`
 	Lost         int64            `json:"events_lost"`
@@ -504,8 +514,10 @@ type result struct {
 
 func (h *harness) report(out io.Writer, elapsed time.Duration) bool {
 	st := &h.stats
+	facts := &logFacts{lines: map[string]int64{}, starved: map[string]bool{}}
+	h.mu.Lock()
 	for _, l := range h.logs {
-		p, r, d, first := scanLog(l)
+		p, r, d, first := scanLog(l, h.logAddr[l], facts)
 		if p+r > 0 {
 			st.violation("%s", first)
 		}
@@ -515,10 +527,29 @@ func (h *harness) report(out io.Writer, elapsed time.Duration) bool {
 		h.panics += p
 		h.races += r
 	}
+	h.mu.Unlock()
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	// A 1006 the bridge logged as a write timeout is a client too starved to read for the
+	// whole write timeout: the bridge dropped it as it must, and no close frame could follow.
+	// Any other 1006 is a violation.
+	starved, unexplained := map[string]int64{}, map[string]int64{}
+	for _, a := range st.abnormals {
+		if facts.starved[a.key] {
+			starved[a.reason]++
+		} else {
+			unexplained[a.reason]++
+		}
+	}
+	var nStarved int64
+	for _, n := range starved {
+		nStarved += n
+	}
 	for code, n := range st.closes {
-		if code != 1000 && code != 1001 {
+		if code == 1006 {
+			n -= nStarved
+		}
+		if code != 1000 && code != 1001 && n > 0 {
 			st.violations.Add(n)
 			if len(st.firstViolations) < 20 {
 				st.firstViolations = append(st.firstViolations, fmt.Sprintf("%d connections closed with %d", n, code))
@@ -534,7 +565,7 @@ func (h *harness) report(out io.Writer, elapsed time.Duration) bool {
 		Conns: h.cfg.conns, Subs: h.cfg.subs, Seconds: elapsed.Round(time.Second).Seconds(), Faults: h.faults,
 		Sent: st.sent.Load(), Statuses: map[string]int64{}, NoReply: st.noReply.Load(), Crossed: st.crossed.Load(), Broken: st.lostWithConn.Load(),
 		Duplicates: st.duplicates.Load(), Connects: st.connects.Load(), DialFailures: st.dialFailures.Load(),
-		Closes: map[string]int64{}, Events: st.events.Load(), Verified: st.verified.Load(), Lost: st.lost.Load(),
+		Closes: map[string]int64{}, Starved: starved, Abnormal: unexplained, BridgeLost: facts.lines, Events: st.events.Load(), Verified: st.verified.Load(), Lost: st.lost.Load(),
 		DupEvents: st.dupEvents.Load(), Unverified: st.unverified.Load(), Interrupted: st.interrupted.Load(),
 		Resumed: st.resumed.Load(), Unsettled: st.unsettled.Load(), Panics: h.panics, Races: h.races,
 		RSSKiB: [3]int64{s.startRSS, s.peakRSS, s.endRSS}, Threads: [3]int64{s.startThreads, s.peakThreads, s.endThreads},
@@ -570,7 +601,16 @@ func (h *harness) report(out io.Writer, elapsed time.Duration) bool {
 	row("final patches retried after 503/504", st.finalRetries.Load(), "")
 	row("connects / failed dials", fmt.Sprintf("%d / %d", r.Connects, r.DialFailures), "")
 	for _, k := range sortedKeys(st.closes) {
-		row(fmt.Sprintf("  closes %d", k), st.closes[k], "1000, 1001 only")
+		row(fmt.Sprintf("  closes %d", k), st.closes[k], "1000, 1001; 1006 only below")
+	}
+	for _, k := range sortedStrings(starved) {
+		row("    1006, write timeout in the bridge's log: "+k, starved[k], "client starved: allowed")
+	}
+	for _, k := range sortedStrings(unexplained) {
+		row("    1006, unexplained: "+k, unexplained[k], "must be 0")
+	}
+	for _, k := range sortedStrings(facts.lines) {
+		row("bridge log: "+k, facts.lines[k], "")
 	}
 	row("events received", r.Events, "")
 	row("  in-window changes delivered once", r.Verified, "")

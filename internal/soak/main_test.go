@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -169,5 +172,67 @@ func TestStaleRetryKeepsTheNewerSubscribe(t *testing.T) {
 	}
 	if !s.subscribing(2, "r7") {
 		t.Fatal("a retry of the current session was refused")
+	}
+}
+
+func TestAbnormalReasons(t *testing.T) {
+	for _, tc := range []struct{ err, want string }{
+		{"websocket: close 1006 (abnormal closure): unexpected EOF", "EOF without a close frame"},
+		{"read tcp 127.0.0.3:41854->127.0.0.1:41839: read: connection reset by peer", "connection reset (RST)"},
+		{"read tcp 127.0.0.3:41854->127.0.0.1:41839: i/o timeout", "read tcp ADDR->ADDR: i/o timeout"},
+	} {
+		if got := abnormalReason(errors.New(tc.err)); got != tc.want {
+			t.Errorf("abnormalReason(%q) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestScanLogCountsConnectionLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bridge-1.log")
+	log := `time=2026-12-02T17:00:00Z level=INFO msg="bridge listening" ws=ws://x/ws
+time=2026-12-02T17:00:01Z level=WARN msg="connection lost: the client read nothing for the write timeout" write_timeout=10s remote=127.0.0.2:40001
+time=2026-12-02T17:00:02Z level=WARN msg="connection lost: the client read nothing for the write timeout; no close frame sent" code=1001 write_timeout=10s remote=127.0.0.3:40002
+time=2026-12-02T17:00:03Z level=INFO msg="closing slow consumer" queued_bytes=1048576
+`
+	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	facts := &logFacts{lines: map[string]int64{}, starved: map[string]bool{}}
+	if p, r, d, _ := scanLog(path, "127.0.0.1:9000", facts); p+r+d != 0 {
+		t.Errorf("scanLog found %d panics, %d races, %d drains in a clean log", p, r, d)
+	}
+	if len(facts.lines) != 3 || facts.lines["closing slow consumer"] != 1 || facts.lines["connection lost: the client read nothing for the write timeout"] != 1 {
+		t.Errorf("connection lines %v", facts.lines)
+	}
+	want := map[string]bool{"127.0.0.1:9000 127.0.0.2:40001": true, "127.0.0.1:9000 127.0.0.3:40002": true}
+	if len(facts.starved) != 2 || !facts.starved["127.0.0.1:9000 127.0.0.2:40001"] || !facts.starved["127.0.0.1:9000 127.0.0.3:40002"] {
+		t.Errorf("starved connections %v, want %v", facts.starved, want)
+	}
+}
+
+// A 1006 passes only when the bridge's log names that connection as dropped by the write
+// timeout; any other 1006 fails the run.
+func TestReportExcusesOnlyLoggedWriteTimeouts(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bridge-1.log")
+	log := `time=2026-12-02T17:00:01Z level=WARN msg="connection lost: the client read nothing for the write timeout" write_timeout=10s remote=127.0.0.2:40001
+`
+	if err := os.WriteFile(path, []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(clients ...string) (bool, string) {
+		h := &harness{cfg: &config{conns: 1, subs: 1}, logs: []string{path}, logAddr: map[string]string{path: "127.0.0.1:9000"}}
+		for _, c := range clients {
+			h.stats.closeCode(1006)
+			h.stats.abnormal(connKey("127.0.0.1:9000", c), "EOF without a close frame")
+		}
+		var out strings.Builder
+		return h.report(&out, 0), out.String()
+	}
+	if ok, out := run("127.0.0.2:40001"); !ok {
+		t.Errorf("a logged write timeout failed the run:\n%s", out)
+	}
+	if ok, out := run("127.0.0.2:40001", "127.0.0.2:40002"); ok || !strings.Contains(out, "1 connections closed with 1006") {
+		t.Errorf("an unexplained 1006 passed the run:\n%s", out)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -167,8 +168,23 @@ func procStatus(pid int) (rssKiB, threads int64, err error) {
 	return rssKiB, threads, nil
 }
 
-// scanLog counts panics, fatal errors, race reports and timed-out drains in a process's log.
-func scanLog(path string) (panics, races, drains int, first string) {
+// starvedRE matches the bridge's line for a connection it dropped because the client read
+// nothing for the whole write timeout; no close frame can follow, the client sees 1006.
+var starvedRE = regexp.MustCompile(`msg="connection lost: the client read nothing for the write timeout[^"]*".* remote=(\S+)`)
+
+// connLogRE matches the bridge's log lines about one connection ending abnormally or being
+// closed by the bridge (write timeouts, slow consumers, close handshakes cut short).
+var connLogRE = regexp.MustCompile(`msg="((?:connection lost|closing|close)[^"]*)"`)
+
+// logFacts is what the bridges' logs say about connections.
+type logFacts struct {
+	lines   map[string]int64 // connection-loss lines by message
+	starved map[string]bool  // connKeys of connections dropped by the write timeout
+}
+
+// scanLog counts panics, fatal errors, race reports and timed-out drains in a process's log,
+// and adds the bridge's connection-loss lines to facts; addr is the bridge's listen address.
+func scanLog(path, addr string, facts *logFacts) (panics, races, drains int, first string) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, 0, 0, ""
@@ -187,6 +203,12 @@ func scanLog(path string) (panics, races, drains int, first string) {
 			drains++
 			continue
 		default:
+			if m := connLogRE.FindStringSubmatch(line); m != nil {
+				facts.lines[m[1]]++
+			}
+			if m := starvedRE.FindStringSubmatch(line); m != nil {
+				facts.starved[connKey(addr, m[1])] = true
+			}
 			continue
 		}
 		if first == "" {

@@ -149,9 +149,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	pollsv1.RegisterChoiceServiceServer(s.grpc, cs)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	for _, name := range []string{"", pollsv1.QuestionService_ServiceDesc.ServiceName, pollsv1.ChoiceService_ServiceDesc.ServiceName} {
-		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
+	s.SetServing(true)
 	reflection.Register(s.grpc)
 
 	if cfg.HTTPListener != nil {
@@ -172,6 +170,19 @@ func (s *Server) GRPCAddr() net.Addr { return s.grpcAddr }
 
 // HTTPAddr is the address of the REST API, nil if it is not served.
 func (s *Server) HTTPAddr() net.Addr { return s.httpAddr }
+
+// SetServing reports SERVING, or NOT_SERVING, on the gRPC health service for the
+// whole server and each service: a bridge (or any client doing gRPC health checking)
+// then sends this replica calls, or stops. A stop reports NOT_SERVING for good.
+func (s *Server) SetServing(serving bool) {
+	st := healthpb.HealthCheckResponse_SERVING
+	if !serving {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	for _, name := range []string{"", pollsv1.QuestionService_ServiceDesc.ServiceName, pollsv1.ChoiceService_ServiceDesc.ServiceName} {
+		s.health.SetServingStatus(name, st)
+	}
+}
 
 // serve runs fn until it returns; an error before a stop stops the Server.
 func (s *Server) serve(name string, fn func() error) {
