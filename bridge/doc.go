@@ -17,7 +17,7 @@
 //   - transcode.go (aip.go for AIP-style services): the request message, from the request.
 //   - call.go: the gRPC call, with the connection's context and the call deadline.
 //   - reply.go: the reply frame, from the response or the error (error.go).
-//   - conn.go: the reply is queued, and a writer goroutine writes it.
+//   - conn.go: the reply is queued, and a pooled writer goroutine writes it.
 //
 // Subscriptions take a side door: subscribe.go keeps each connection's subscriptions and
 // shares one upstream Subscribe stream among identical ones; upstream.go opens, pumps and
