@@ -66,9 +66,11 @@ type resource struct {
 	actions    map[string]*action
 	subscribe  *subscribeMethod // nil when the service has no Subscribe stream
 	model      protoreflect.MessageDescriptor
-	modelJSON  []byte  // the model's full name as a JSON string, or null: events carry it
-	permission string  // from the proto option; "" when unset
-	access     *access // the permissions, resolved when the catalog is built (permission.go)
+	modelJSON  []byte // the model's full name as a JSON string, or null: events carry it
+	permission string // from the proto option; "" when unset
+	// perIdentity: the proto option upstream_per_identity (subscribe.go).
+	perIdentity bool
+	access      *access // the permissions, resolved when the catalog is built (permission.go)
 }
 
 // action is one unary method reachable as an action of a resource.
@@ -225,12 +227,13 @@ func actionOptions(md protoreflect.MethodDescriptor) *bridgev1.ActionOptions {
 
 func newResource(stream string, sd protoreflect.ServiceDescriptor, conn grpc.ClientConnInterface, ropts *bridgev1.ResourceOptions, cfg catalogConfig) (*resource, error) {
 	r := &resource{
-		stream:     stream,
-		streamJSON: appendJSONString(nil, stream),
-		service:    sd,
-		conn:       conn,
-		actions:    make(map[string]*action),
-		permission: ropts.GetPermission(),
+		stream:      stream,
+		streamJSON:  appendJSONString(nil, stream),
+		service:     sd,
+		conn:        conn,
+		actions:     make(map[string]*action),
+		permission:  ropts.GetPermission(),
+		perIdentity: ropts.GetUpstreamPerIdentity(),
 	}
 	aipNames := !usesBridgeNames(sd)
 	methods := sd.Methods()

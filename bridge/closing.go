@@ -28,8 +28,7 @@ func (c *conn) closeLinger() time.Duration { return c.srv.opts.writeTimeout }
 // sendClose writes the close frame and gives the client closeGrace to answer it.
 func (c *conn) sendClose(code int, reason string) {
 	c.srv.metrics.closed(code) // metrics.go
-	deadline := time.Now().Add(c.srv.opts.writeTimeout)
-	err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline)
+	err := c.writeControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), c.srv.opts.writeTimeout) // conn.go
 	if err == nil {
 		c.closeSent.Store(true)
 	} else if !errors.Is(err, websocket.ErrCloseSent) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -19,14 +20,16 @@ import (
 //	      }
 //	    }
 //	  },
-//	  "int64_as_number": true
+//	  "int64_as_number": true,
+//	  "upstream_per_identity": ["orders"]
 //	}
 //
 // int64_as_number is WithInt64AsNumber; the command's -int64-as-number flag, when given,
-// overrides it.
+// overrides it. upstream_per_identity is WithUpstreamPerIdentity.
 type fileConfig struct {
-	Int64AsNumber *bool `json:"int64_as_number"`
-	Permissions   *struct {
+	Int64AsNumber       *bool    `json:"int64_as_number"`
+	UpstreamPerIdentity []string `json:"upstream_per_identity"`
+	Permissions         *struct {
 		Default string `json:"default"`
 		Streams map[string]struct {
 			Default string            `json:"default"`
@@ -44,17 +47,22 @@ type Config struct {
 	// Int64AsNumber is "int64_as_number" (WithInt64AsNumber); nil when the file does not set
 	// it, leaving the option as it is.
 	Int64AsNumber *bool
+	// UpstreamPerIdentity is "upstream_per_identity": the streams whose subscriptions have
+	// one upstream Subscribe stream per forwarded identity (WithUpstreamPerIdentity).
+	UpstreamPerIdentity []string
 }
 
-// Option is the options of the file: WithPolicy(c.Policy), then WithInt64AsNumber when the
-// file sets it. An option given after it to New overrides it.
+// Option is the options of the file: WithPolicy(c.Policy), WithInt64AsNumber when the
+// file sets it, and WithUpstreamPerIdentity(c.UpstreamPerIdentity...). An option given after
+// it to New overrides it.
 func (c *Config) Option() Option {
-	pol, n := c.Policy, c.Int64AsNumber
+	pol, n, per := c.Policy, c.Int64AsNumber, c.UpstreamPerIdentity
 	return optionFunc(func(o *options) {
 		WithPolicy(pol).apply(o)
 		if n != nil {
 			o.int64AsNumber = *n
 		}
+		WithUpstreamPerIdentity(per...).apply(o)
 	})
 }
 
@@ -91,7 +99,12 @@ func ParseConfig(data []byte) (*Config, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, &ConfigError{Err: errors.New("data after the JSON object")}
 	}
-	cfg := &Config{Int64AsNumber: fc.Int64AsNumber}
+	cfg := &Config{Int64AsNumber: fc.Int64AsNumber, UpstreamPerIdentity: fc.UpstreamPerIdentity}
+	for i, s := range fc.UpstreamPerIdentity {
+		if s == "" {
+			return nil, &ConfigError{Key: fmt.Sprintf("upstream_per_identity[%d]", i), Err: errors.New("empty stream name")}
+		}
+	}
 	p := fc.Permissions
 	if p == nil {
 		return cfg, nil
@@ -143,6 +156,11 @@ func (s *Server) checkPolicy(cat *catalog) {
 	for name := range s.opts.security.policy.Streams {
 		if cat.streams[name] == nil {
 			s.opts.logger.Warn("the permissions configuration names a stream no backend serves", "stream", name)
+		}
+	}
+	for name := range s.opts.perIdentity {
+		if cat.streams[name] == nil {
+			s.opts.logger.Warn("upstream_per_identity names a stream no backend serves", "stream", name)
 		}
 	}
 }

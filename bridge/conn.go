@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,12 @@ type conn struct {
 	closeReason string
 	writer      sync.WaitGroup
 	subs        *connSubs // guarded by hub.mu
+
+	// Every frame the bridge writes after the handshake, control frames included, goes
+	// through writeRaw under wmu, so nothing else moves the write deadline (writeRaw).
+	wmu       sync.Mutex
+	wdeadline time.Time // the deadline last set on the network connection
+	writeDone bool      // a close frame went out, or a write failed: nothing may follow
 
 	// Set at the handshake, read-only afterwards.
 	md          metadata.MD // forwarded to the backends on every call
@@ -296,15 +303,103 @@ func (c *conn) send(f outFrame) {
 	if !c.writing {
 		c.writing = true
 		c.writer.Add(1)
-		go c.writeLoop()
+		c.srv.hub.writers.start(c)
 	}
 	c.mu.Unlock()
 }
 
-// writeLoop writes queued frames until the queue is empty, then exits.
+// writerPool writes the connections that have frames queued, on a few goroutines shared by
+// all connections. A fan-out queues one frame to each of thousands of connections at once;
+// a goroutine per connection per event cost more to start (and to grow its stack) than its
+// write. Workers exist only while connections wait, so an idle server has none.
+type writerPool struct {
+	mu       sync.Mutex
+	ready    []*conn // connections waiting for a writer, from head on
+	head     int
+	workers  int
+	watching bool         // a stall check is armed (check)
+	progress atomic.Int64 // nanotime of the last worker start or finished connection
+}
+
+// A write blocks only on a client whose TCP buffers are full. So that such clients hold up
+// no one, one more worker starts whenever connections wait and no worker has finished one
+// for writerStall, however many there are.
+const writerStall = 20 * time.Millisecond
+
+func maxWriters() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
+
+// start queues c, whose writing flag its caller just set, for a worker.
+func (p *writerPool) start(c *conn) {
+	now := time.Now().UnixNano()
+	p.mu.Lock()
+	p.ready = append(p.ready, c)
+	spawn := p.workers < maxWriters() || now-p.progress.Load() > int64(writerStall)
+	if spawn {
+		p.workers++
+		p.progress.Store(now)
+	} else if !p.watching {
+		// Every worker is busy: if they all turn out stuck, check starts one more.
+		p.watching = true
+		time.AfterFunc(writerStall, p.check)
+	}
+	p.mu.Unlock()
+	if spawn {
+		go p.work()
+	}
+}
+
+// check runs every writerStall while connections wait with every worker busy, and starts a
+// worker when none made progress meanwhile.
+func (p *writerPool) check() {
+	now := time.Now().UnixNano()
+	p.mu.Lock()
+	p.watching = false
+	spawn := false
+	if p.head < len(p.ready) {
+		if now-p.progress.Load() > int64(writerStall) {
+			spawn = true
+			p.workers++
+			p.progress.Store(now)
+		}
+		p.watching = true
+		time.AfterFunc(writerStall, p.check)
+	}
+	p.mu.Unlock()
+	if spawn {
+		go p.work()
+	}
+}
+
+// work writes waiting connections until none is left.
+func (p *writerPool) work() {
+	for {
+		p.mu.Lock()
+		if p.head == len(p.ready) {
+			p.ready, p.head = p.ready[:0], 0
+			p.workers--
+			p.mu.Unlock()
+			return
+		}
+		c := p.ready[p.head]
+		p.ready[p.head] = nil
+		p.head++
+		if p.head >= 1024 && 2*p.head >= len(p.ready) { // never emptied under steady load
+			n := copy(p.ready, p.ready[p.head:])
+			clear(p.ready[n:])
+			p.ready, p.head = p.ready[:n], 0
+		}
+		p.mu.Unlock()
+		c.writeLoop()
+		p.progress.Store(time.Now().UnixNano())
+	}
+}
+
+// writeLoop writes queued frames until the queue is empty, then returns.
 func (c *conn) writeLoop() {
 	defer c.writer.Done()
 	var batch []outFrame
+	buf := getBuf()
+	defer putBuf(buf)
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 || c.closing && c.closeCode == 0 {
@@ -319,25 +414,36 @@ func (c *conn) writeLoop() {
 		}
 		batch, c.queue = c.queue, batch[:0]
 		c.mu.Unlock()
-		for i := range batch {
-			err := c.write(&batch[i])
+		// The frames queued meanwhile go out together: one write(2) per writeChunk bytes.
+		for i := 0; i < len(batch); {
+			*buf = (*buf)[:0]
+			size := 0
+			j := i
+			for ; j < len(batch) && (j == i || len(*buf)+batch[j].size() <= writeChunk); j++ {
+				*buf = appendDataFrame(*buf, &batch[j])
+				size += batch[j].size()
+			}
+			err := c.writeRaw(*buf, c.srv.opts.writeTimeout)
 			c.mu.Lock()
-			c.queued -= batch[i].size()
-			c.srv.metrics.queued.Add(-int64(batch[i].size()))
+			c.queued -= size
+			c.srv.metrics.queued.Add(-int64(size))
 			c.mu.Unlock()
-			batch[i].release()
+			for k := i; k < j; k++ {
+				batch[k].release()
+			}
 			if err != nil {
 				// No close frame can follow a failed write: the client sees 1006. Say why;
 				// a timeout means a client that stopped reading for the whole write timeout.
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
 					c.logger().Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout, "remote", c.ws.RemoteAddr().String())
-				} else {
+				} else if !errors.Is(err, websocket.ErrCloseSent) {
 					c.logger().Info("connection lost: write failed", "err", err, "remote", c.ws.RemoteAddr().String())
 				}
-				for j := i + 1; j < len(batch); j++ {
-					batch[j].release()
+				for k := j; k < len(batch); k++ {
+					batch[k].release()
 				}
+				clear(batch)
 				c.mu.Lock()
 				c.writing = false
 				c.closing = true
@@ -347,28 +453,83 @@ func (c *conn) writeLoop() {
 				_ = c.ws.Close() // unblocks the reader
 				return
 			}
+			i = j
 		}
 		clear(batch)
+		if cap(*buf) > writeChunk*2 {
+			*buf = make([]byte, 0, 1024) // a huge frame's buffer is not kept
+		}
 	}
 }
 
-func (c *conn) write(f *outFrame) error {
-	if err := c.ws.SetWriteDeadline(time.Now().Add(c.srv.opts.writeTimeout)); err != nil {
-		return err
+// writeChunk is how many bytes of queued frames one write(2) carries at most.
+const writeChunk = 64 << 10
+
+// appendDataFrame appends f as an unmasked, unfragmented text frame (RFC 6455 §5.2): what a
+// server sends, and what gorilla's writer would have written.
+func appendDataFrame(b []byte, f *outFrame) []byte {
+	b = appendFrameHeader(b, websocket.TextMessage, f.size())
+	b = append(b, f.head...)
+	return append(b, f.tail...)
+}
+
+func appendFrameHeader(b []byte, opcode int, n int) []byte {
+	b = append(b, 0x80|byte(opcode)) // FIN
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n <= 0xffff:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return append(b, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
-	w, err := c.ws.NextWriter(websocket.TextMessage)
-	if err != nil {
-		return err
+}
+
+// writeRaw writes whole frames to the network connection with one write. gorilla's writers
+// set the deadline again before every frame, a timer update each; here it is set again only
+// once a quarter of timeout has passed since it was, so a write waits at least 3/4 of
+// timeout and at most timeout. It is safe because every write of the connection goes through
+// here. After a close frame or a failed write nothing is written.
+func (c *conn) writeRaw(b []byte, timeout time.Duration) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.writeLocked(b, timeout)
+}
+
+// writeLocked is writeRaw. Caller holds wmu.
+func (c *conn) writeLocked(b []byte, timeout time.Duration) error {
+	if c.writeDone {
+		return websocket.ErrCloseSent
 	}
-	if _, err := w.Write(f.head); err != nil {
-		return err
-	}
-	if len(f.tail) > 0 {
-		if _, err := w.Write(f.tail); err != nil {
+	nc := c.ws.NetConn()
+	want := time.Now().Add(timeout)
+	if want.Sub(c.wdeadline) > timeout/4 || c.wdeadline.After(want) {
+		if err := nc.SetWriteDeadline(want); err != nil {
 			return err
 		}
+		c.wdeadline = want
 	}
-	return w.Close()
+	if _, err := nc.Write(b); err != nil {
+		c.writeDone = true // part of a frame may have gone out
+		return err
+	}
+	return nil
+}
+
+// writeControl writes a control frame (ping, pong or close) within timeout.
+func (c *conn) writeControl(opcode int, data []byte, timeout time.Duration) error {
+	if len(data) > 125 {
+		data = data[:125] // a control frame's limit; only a close reason could be this long
+	}
+	var arr [2 + 125]byte
+	b := append(appendFrameHeader(arr[:0], opcode, len(data)), data...)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	err := c.writeLocked(b, timeout)
+	if opcode == websocket.CloseMessage {
+		c.writeDone = true
+	}
+	return err
 }
 
 // reply queues a reply frame built in a pooled buffer.

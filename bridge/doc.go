@@ -20,7 +20,7 @@
 //   - call.go: the gRPC call with a raw-bytes codec, the connection's context and the call
 //     deadline.
 //   - reply.go: the reply frame, from the response's wire bytes or the error (error.go).
-//   - conn.go: the reply is queued, and a writer goroutine writes it.
+//   - conn.go: the reply is queued, and a pooled writer goroutine writes it, with the other frames queued, in one write.
 //
 // Subscriptions take a side door: subscribe.go keeps each connection's subscriptions and
 // shares one upstream Subscribe stream among identical ones; upstream.go opens, pumps and

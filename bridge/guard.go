@@ -129,14 +129,24 @@ func (c *conn) initKeepAlive() {
 			return nil
 		}
 		c.extendRead()
-		// The write timeout, as for any frame: gorilla keeps a failed write's error, so a
-		// pong that timed out sooner left the connection unable to write anything again.
-		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(c.srv.opts.writeTimeout))
+		// The write timeout, as for any frame: a write that fails leaves the connection
+		// unable to write anything again (writeRaw, conn.go).
+		err := c.writeControl(websocket.PongMessage, []byte(data), c.srv.opts.writeTimeout)
 		var ne net.Error
 		if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) && ne.Timeout() {
 			return nil
 		}
 		return err
+	})
+	// gorilla's own close reply, through the connection's writer (writeRaw): nothing is
+	// written after it.
+	c.ws.SetCloseHandler(func(code int, _ string) error {
+		var msg []byte
+		if code != websocket.CloseNoStatusReceived {
+			msg = websocket.FormatCloseMessage(code, "")
+		}
+		_ = c.writeControl(websocket.CloseMessage, msg, time.Second)
+		return nil
 	})
 	if c.srv.opts.security.idleTimeout <= 0 {
 		return
@@ -181,14 +191,14 @@ func (s *Server) keepAlive() {
 		}
 		s.mu.Unlock()
 		// Pings go out in parallel so that a few clients with full TCP buffers delay no one.
-		deadline := time.Now().Add(min(interval, s.opts.writeTimeout))
+		timeout := min(interval, s.opts.writeTimeout)
 		work := make(chan *conn)
 		var wg sync.WaitGroup
 		for range min(workers, len(conns)) {
 			wg.Go(func() {
 				for c := range work {
 					if !c.isClosing() {
-						_ = c.ws.WriteControl(websocket.PingMessage, nil, deadline)
+						_ = c.writeControl(websocket.PingMessage, nil, timeout)
 					}
 				}
 			})

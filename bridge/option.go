@@ -53,6 +53,7 @@ type options struct {
 	schemaOff      bool            // WithSchema(false): no /schema (schema.go)
 	debugPage      bool            // WithDebugPage(true): serve /debug/ (debug.go)
 	int64AsNumber  bool            // WithInt64AsNumber(true) (int64json.go)
+	perIdentity    map[string]bool // WithUpstreamPerIdentity: streams (subscribe.go)
 
 	tracerProvider trace.TracerProvider // WithTracerProvider (tracing.go); nil: off
 }

@@ -71,7 +71,9 @@ func New(opts ...Option) (*Server, error) {
 		s.backends = append(s.backends, &backendConn{cfg: b, conn: cc, sc: sc})
 	}
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  1024,
+		// 242 + gorilla's 14 bytes of header room: a 256-byte buffer, the most an idle
+		// connection holds; a larger frame is read through it (issue 11 §4).
+		ReadBufferSize:  242,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &writeBufferPool,
 		// CheckOrigin and HandshakeTimeout: initSecurity.

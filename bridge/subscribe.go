@@ -8,17 +8,42 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
+
+// WithUpstreamPerIdentity gives each forwarded identity its own upstream Subscribe stream on
+// these streams, carrying the identity's metadata (subject, forwarded claims, token and
+// headers), as the proto option upstream_per_identity does: for a backend that filters
+// events by caller. Default: identical subscriptions of all users share one upstream, which
+// carries no user's metadata. Each call adds to the streams of the previous ones.
+func WithUpstreamPerIdentity(streams ...string) Option {
+	return optionFunc(func(o *options) {
+		if o.perIdentity == nil {
+			o.perIdentity = make(map[string]bool)
+		}
+		for _, s := range streams {
+			o.perIdentity[s] = true
+		}
+	})
+}
+
+// perIdentity reports whether res has one upstream per identity.
+func (h *hub) perIdentity(res *resource) bool {
+	return res.perIdentity || h.srv.opts.perIdentity[res.stream]
+}
 
 // The subscription registry: which connection subscribed to what, and the upstream each
 // subscription shares. subscribe, unsubscribe and their DCRF forms run on the connection's
 // read loop, in the order the client sent them; the upstreams themselves live in upstream.go
 // and the frames they send are built in reply.go.
 
-// hub owns the upstream Subscribe streams. Identical subscriptions (same stream, filter and
-// forwarded identity) share one upstream; each event is encoded once and queued to every
-// subscriber with only its request_id differing.
+// hub owns the upstream Subscribe streams. Identical subscriptions (same stream and filter)
+// share one upstream whoever made them, and the upstream carries no user's metadata; a
+// stream with upstream_per_identity has one per forwarded identity instead, carrying it.
+// Each event is encoded once and queued to every subscriber with only its request_id
+// differing; permissions are checked per subscriber (at subscribe, and per event when they
+// may depend on the pk).
 type hub struct {
 	srv *Server
 
@@ -27,6 +52,8 @@ type hub struct {
 	closed    bool
 	wg        sync.WaitGroup
 	serial    uint64 // numbers catch-up upstreams that leave their since key (resume.go)
+
+	writers writerPool // the connections' writer goroutines (conn.go)
 
 	live atomic.Int64 // upstream streams currently established
 	subs atomic.Int64 // client subscriptions, confirmed or waiting: read by /metrics without mu
@@ -46,7 +73,7 @@ type subKey struct {
 	pk       string // canonical key text; "" with hasPK false means any
 	hasPK    bool
 	events   eventSet
-	identity string
+	identity string // the forwarded metadata's key (auth.go), only with upstream_per_identity
 	instance bool   // subscribe_instance: delete events carry data.pk (encodeEvent)
 	since    string // a catch-up upstream's since until its header (resume.go)
 	serial   uint64 // a catch-up upstream that went on alone (resume.go)
@@ -72,6 +99,29 @@ type subscription struct {
 	instance  bool   // made by DCRF's subscribe_instance
 	obs       subObs // the subscribe until its reply (tracing.go)
 	hasSince  bool   // made with data.since: its replies say recovered
+}
+
+// setBytes copies what the subscription keeps of its frame into one allocation: the tail,
+// whose request_id is requestID, then actionRaw and pkRaw. Thousands of subscriptions
+// are held by idle connections.
+func (s *subscription) setBytes(requestID, actionRaw, pkRaw []byte) {
+	const key = `,"request_id":`
+	mem := make([]byte, 0, len(key)+len(orNull(requestID))+len("}}")+len(actionRaw)+len(pkRaw))
+	mem = appendFrameEnd(mem, requestID, nil) // reply.go
+	s.tail = mem[:len(mem):len(mem)]
+	if requestID != nil {
+		s.requestID = mem[len(key) : len(key)+len(requestID) : len(key)+len(requestID)]
+	}
+	if actionRaw != nil {
+		n := len(mem)
+		mem = append(mem, actionRaw...)
+		s.actionRaw = mem[n:len(mem):len(mem)]
+	}
+	if pkRaw != nil {
+		n := len(mem)
+		mem = append(mem, pkRaw...)
+		s.pkRaw = mem[n:len(mem):len(mem)]
+	}
 }
 
 type subFilter struct {
@@ -134,18 +184,13 @@ func (h *hub) add(c *conn, res *resource, r *request, events eventSet, instance 
 		}
 		pkVal, f.pk, f.hasPK = v, v.String(), true
 	}
-	sub := &subscription{
-		conn:      c,
-		stream:    res.stream,
-		requestID: slices.Clone(r.requestID),
-		filter:    f,
-		actionRaw: slices.Clone(r.eventsRaw),
-		pkRaw:     slices.Clone(r.pk),
-		instance:  instance,
-		hasSince:  r.since != "",
+	sub := &subscription{conn: c, stream: res.stream, filter: f, instance: instance, hasSince: r.since != ""}
+	sub.setBytes(r.requestID, r.eventsRaw, r.pk)
+	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, events: f.events, instance: instance}
+	var md metadata.MD // a shared upstream speaks for nobody: no subject, claims, token or headers
+	if h.perIdentity(res) {
+		key.identity, md = c.identityKey, c.md
 	}
-	sub.tail = appendFrameEnd(nil, sub.requestID, nil) // reply.go
-	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, events: f.events, identity: c.identityKey, instance: instance}
 
 	h.mu.Lock()
 	// Draining is set before Shutdown ends the connections' subscriptions under h.mu: a
@@ -189,7 +234,7 @@ func (h *hub) add(c *conn, res *resource, r *request, events eventSet, instance 
 		}
 	}
 	if up == nil {
-		up = &upstream{key: key, res: res, md: c.md, pkVal: pkVal, catchUp: key.since != ""}
+		up = &upstream{key: key, res: res, md: md, pkVal: pkVal, catchUp: key.since != ""}
 		up.ctx, up.cancel = context.WithCancel(h.srv.ctx)
 		h.upstreams[key] = up
 		h.wg.Add(1)

@@ -421,7 +421,11 @@ func TestForwardedMetadata(t *testing.T) {
 		"x-request-id":         {"req-1"},
 		"accept-language":      {"fr"},
 	}
-	for _, method := range []string{"/polls.v1.QuestionService/List", "/polls.v1.QuestionService/Subscribe"} {
+	// A shared upstream Subscribe carries none of it (TestUpstreamSharedAcrossUsers); calls do.
+	if md := sp.last(t, "/polls.v1.QuestionService/Subscribe").md; len(md.Get(bridge.MDSubject)) > 0 || len(md.Get("x-request-id")) > 0 {
+		t.Fatalf("the shared upstream carries the user's metadata: %v", md)
+	}
+	for _, method := range []string{"/polls.v1.QuestionService/List"} {
 		md := sp.last(t, method).md
 		for key, vals := range want {
 			if got := md.Get(key); !slices.Equal(got, vals) {
@@ -466,41 +470,7 @@ func TestForwardToken(t *testing.T) {
 	}
 }
 
-// TestUpstreamsPerIdentity: identical subscriptions share an upstream only within one identity.
-func TestUpstreamsPerIdentity(t *testing.T) {
-	k, _ := signingKeys(t)
-	e, sp := newSpyEnv(t, withJWT(t, k.jwtConfig()))
-	sub := map[string]any{"action": "subscribe", "data": map[string]any{"action": "create"}}
-	ann1 := e.dialAs(k.hs256(t, claims("ann", nil)), nil)
-	ann2 := e.dialAs(k.rs256(t, claims("ann", nil)), nil)
-	bob := e.dialAs(k.hs256(t, claims("bob", nil)), nil)
-	wantStatus(t, ann1.do("questions", sub), 200)
-	wantStatus(t, ann2.do("questions", sub), 200)
-	if n := e.bridge.Stats().UpstreamStreams; n != 1 {
-		t.Fatalf("%d upstreams for one identity, want 1", n)
-	}
-	wantStatus(t, bob.do("questions", sub), 200)
-	if n := e.bridge.Stats().UpstreamStreams; n != 2 {
-		t.Fatalf("%d upstreams for two identities, want 2", n)
-	}
-	var subjects []string
-	for _, c := range sp.all() {
-		if c.method == "/polls.v1.QuestionService/Subscribe" {
-			subjects = append(subjects, c.md.Get(bridge.MDSubject)...)
-		}
-	}
-	slices.Sort(subjects)
-	if !slices.Equal(subjects, []string{"ann", "bob"}) {
-		t.Fatalf("upstream subjects %q", subjects)
-	}
-	// Each gets the event once.
-	e.dial().createQuestion("x")
-	for _, c := range []*client{ann1, ann2, bob} {
-		if f := c.next(); f.Payload["action"] != "create" {
-			t.Fatalf("event %s", f.raw)
-		}
-	}
-}
+// Sharing upstreams across identities, and the per-identity opt-in: upstream_share_test.go.
 
 func TestTokenExpiryCloses4001(t *testing.T) {
 	k, _ := signingKeys(t)

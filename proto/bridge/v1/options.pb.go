@@ -84,9 +84,15 @@ type ResourceOptions struct {
 	// The default permission of the resource's actions, in the bridge's
 	// permission syntax (e.g. "allow_any", "is_authenticated", "scope:polls.write").
 	// Empty means the bridge's configured default.
-	Permission    string `protobuf:"bytes,2,opt,name=permission,proto3" json:"permission,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Permission string `protobuf:"bytes,2,opt,name=permission,proto3" json:"permission,omitempty"`
+	// Give each forwarded identity its own upstream Subscribe stream, carrying that
+	// identity's metadata, for a backend that filters events by caller. By default
+	// identical subscriptions of all users share one stream, which carries no user's
+	// metadata; the bridge checks each subscriber's permission on every event either way.
+	// The configuration file's "upstream_per_identity" sets the same by stream name.
+	UpstreamPerIdentity bool `protobuf:"varint,3,opt,name=upstream_per_identity,json=upstreamPerIdentity,proto3" json:"upstream_per_identity,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ResourceOptions) Reset() {
@@ -131,6 +137,13 @@ func (x *ResourceOptions) GetPermission() string {
 		return x.Permission
 	}
 	return ""
+}
+
+func (x *ResourceOptions) GetUpstreamPerIdentity() bool {
+	if x != nil {
+		return x.UpstreamPerIdentity
+	}
+	return false
 }
 
 // ActionOptions override how a method is exposed.
@@ -242,12 +255,13 @@ var File_bridge_v1_options_proto protoreflect.FileDescriptor
 
 const file_bridge_v1_options_proto_rawDesc = "" +
 	"\n" +
-	"\x17bridge/v1/options.proto\x12\tbridge.v1\x1a google/protobuf/descriptor.proto\"I\n" +
+	"\x17bridge/v1/options.proto\x12\tbridge.v1\x1a google/protobuf/descriptor.proto\"}\n" +
 	"\x0fResourceOptions\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\tR\x06stream\x12\x1e\n" +
 	"\n" +
 	"permission\x18\x02 \x01(\tR\n" +
-	"permission\"\x83\x01\n" +
+	"permission\x122\n" +
+	"\x15upstream_per_identity\x18\x03 \x01(\bR\x13upstreamPerIdentity\"\x83\x01\n" +
 	"\rActionOptions\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
 	"\x05scope\x18\x02 \x01(\x0e2\x10.bridge.v1.ScopeR\x05scope\x12\x1e\n" +

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bridge/v1/options.proto.
  */
 export const file_bridge_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("ChdicmlkZ2UvdjEvb3B0aW9ucy5wcm90bxIJYnJpZGdlLnYxIjUKD1Jlc291cmNlT3B0aW9ucxIOCgZzdHJlYW0YASABKAkSEgoKcGVybWlzc2lvbhgCIAEoCSJiCg1BY3Rpb25PcHRpb25zEgwKBG5hbWUYASABKAkSHwoFc2NvcGUYAiABKA4yEC5icmlkZ2UudjEuU2NvcGUSEgoKcGVybWlzc2lvbhgDIAEoCRIOCgZoaWRkZW4YBCABKAgqQAoFU2NvcGUSFQoRU0NPUEVfVU5TUEVDSUZJRUQQABIQCgxTQ09QRV9ERVRBSUwQARIOCgpTQ09QRV9MSVNUEAI6WQoIcmVzb3VyY2USHy5nb29nbGUucHJvdG9idWYuU2VydmljZU9wdGlvbnMY2ZQDIAEoCzIaLmJyaWRnZS52MS5SZXNvdXJjZU9wdGlvbnNSCHJlc291cmNlOlIKBmFjdGlvbhIeLmdvb2dsZS5wcm90b2J1Zi5NZXRob2RPcHRpb25zGNmUAyABKAsyGC5icmlkZ2UudjEuQWN0aW9uT3B0aW9uc1IGYWN0aW9uQjdaNWdpdGh1Yi5jb20vd3NicmlkZ2Uvd3NicmlkZ2UvcHJvdG8vYnJpZGdlL3YxO2JyaWRnZXYxYgZwcm90bzM", [file_google_protobuf_descriptor]);
+  fileDesc("ChdicmlkZ2UvdjEvb3B0aW9ucy5wcm90bxIJYnJpZGdlLnYxIlQKD1Jlc291cmNlT3B0aW9ucxIOCgZzdHJlYW0YASABKAkSEgoKcGVybWlzc2lvbhgCIAEoCRIdChV1cHN0cmVhbV9wZXJfaWRlbnRpdHkYAyABKAgiYgoNQWN0aW9uT3B0aW9ucxIMCgRuYW1lGAEgASgJEh8KBXNjb3BlGAIgASgOMhAuYnJpZGdlLnYxLlNjb3BlEhIKCnBlcm1pc3Npb24YAyABKAkSDgoGaGlkZGVuGAQgASgIKkAKBVNjb3BlEhUKEVNDT1BFX1VOU1BFQ0lGSUVEEAASEAoMU0NPUEVfREVUQUlMEAESDgoKU0NPUEVfTElTVBACOlkKCHJlc291cmNlEh8uZ29vZ2xlLnByb3RvYnVmLlNlcnZpY2VPcHRpb25zGNmUAyABKAsyGi5icmlkZ2UudjEuUmVzb3VyY2VPcHRpb25zUghyZXNvdXJjZTpSCgZhY3Rpb24SHi5nb29nbGUucHJvdG9idWYuTWV0aG9kT3B0aW9ucxjZlAMgASgLMhguYnJpZGdlLnYxLkFjdGlvbk9wdGlvbnNSBmFjdGlvbkI3WjVnaXRodWIuY29tL3dzYnJpZGdlL3dzYnJpZGdlL3Byb3RvL2JyaWRnZS92MTticmlkZ2V2MWIGcHJvdG8z", [file_google_protobuf_descriptor]);
 
 /**
  * ResourceOptions make a service a resource reachable over the WebSocket.
@@ -38,6 +38,17 @@ export type ResourceOptions = Message<"bridge.v1.ResourceOptions"> & {
    * @generated from field: string permission = 2;
    */
   permission: string;
+
+  /**
+   * Give each forwarded identity its own upstream Subscribe stream, carrying that
+   * identity's metadata, for a backend that filters events by caller. By default
+   * identical subscriptions of all users share one stream, which carries no user's
+   * metadata; the bridge checks each subscriber's permission on every event either way.
+   * The configuration file's "upstream_per_identity" sets the same by stream name.
+   *
+   * @generated from field: bool upstream_per_identity = 3;
+   */
+  upstreamPerIdentity: boolean;
 };
 
 /**
@@ -61,6 +72,17 @@ export type ResourceOptionsJson = {
    * @generated from field: string permission = 2;
    */
   permission?: string;
+
+  /**
+   * Give each forwarded identity its own upstream Subscribe stream, carrying that
+   * identity's metadata, for a backend that filters events by caller. By default
+   * identical subscriptions of all users share one stream, which carries no user's
+   * metadata; the bridge checks each subscriber's permission on every event either way.
+   * The configuration file's "upstream_per_identity" sets the same by stream name.
+   *
+   * @generated from field: bool upstream_per_identity = 3;
+   */
+  upstreamPerIdentity?: boolean;
 };
 
 /**
