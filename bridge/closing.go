@@ -27,7 +27,8 @@ func (c *conn) closeLinger() time.Duration { return c.srv.opts.writeTimeout }
 
 // sendClose writes the close frame and gives the client closeGrace to answer it.
 func (c *conn) sendClose(code int, reason string) {
-	c.srv.metrics.closed(code)                                                                                         // metrics.go
+	c.srv.metrics.closed(code) // metrics.go
+
 	err := c.writeControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), c.srv.opts.writeTimeout) // conn.go
 	if err == nil {
 		c.closeSent.Store(true)
