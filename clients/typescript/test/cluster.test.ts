@@ -39,17 +39,22 @@ before(async () => {
     ["build", "-o", dir + "/", "./cmd/bridge", "./examples/backend", "./internal/cluster/cmd/cluster"],
     { cwd: repoRoot(), maxBuffer: 1 << 24 },
   );
-  cluster = new Service("cluster", join(dir, "cluster"), [
+  [cluster, desc] = await startCluster("data");
+});
+
+/** Starts the cluster program on any free ports, its data in dir/data, and reads its -json line. */
+async function startCluster(data: string): Promise<[Service, Description]> {
+  const service = new Service("cluster", join(dir, "cluster"), [
     "-bridge-bin", join(dir, "bridge"),
     "-backend-bin", join(dir, "backend"),
-    "-dir", join(dir, "data"),
+    "-dir", join(dir, data),
     "-port", "0", "-bridge-ports", "0,0", "-backend-ports", "0,0", "-nats-port", "-1",
     "-json",
   ]);
-  cluster.start();
-  const [line] = await cluster.waitOutput(/^\{"url".*\}$/m);
-  desc = JSON.parse(line) as Description;
-});
+  service.start();
+  const [line] = await service.waitOutput(/^\{"url".*\}$/m);
+  return [service, JSON.parse(line) as Description];
+}
 
 after(async () => {
   await Promise.all(clients.map((c) => c.close()));
@@ -120,5 +125,160 @@ describe("cluster", () => {
       assert.deepEqual([...w.texts].sort(), ["fence", "through backend-1", "through backend-2"], w.texts.join());
       assert.equal(w.c.state, "open");
     }
+  });
+});
+
+// A rolling deploy: one bridge gets SIGTERM during a steady stream of changes written through
+// both backend replicas. It drains and closes its connections with 1001; its clients reconnect
+// through the balancer to the other bridge and renew their subscriptions from the last offset
+// they saw. Every subscription, on either bridge, gets every change once, in order.
+describe("cluster: rolling deploy", () => {
+  let rolling: Service | undefined;
+  let d: Description;
+  const mine: Client[] = [];
+
+  before(async () => {
+    // A cluster of its own: the test above has killed a bridge of the first one.
+    [rolling, d] = await startCluster("data-rolling");
+  });
+
+  after(async () => {
+    await Promise.all(mine.map((c) => c.close()));
+    await rolling?.stop();
+  });
+
+  test("SIGTERM one bridge during a steady stream of changes: per subscription none lost, none twice, in order", async () => {
+    // Every (re)connect awaits the gate (through the token function): closed while the bridge
+    // goes away, it holds its clients off so that changes certainly happen while they have no
+    // connection, whatever the machine's speed.
+    let gate: Promise<void> = Promise.resolve();
+    let openGate = (): void => {};
+
+    type Kind = "creates" | "changes";
+    interface Watcher {
+      c: Client;
+      closes: number[];
+      events: Record<Kind, SubscriptionEvent<Question>[]>;
+      statuses: Record<Kind, SubscriptionStatus[]>;
+    }
+    const kinds: Kind[] = ["creates", "changes"];
+    const watchers: Watcher[] = [];
+    // Four clients through the balancer, one after the other: it alternates, two on each bridge.
+    for (let i = 0; i < 4; i++) {
+      const closes: number[] = [];
+      const c = connect(d.url, {
+        WebSocket,
+        reconnectDelay: 50,
+        maxReconnectDelay: 500,
+        token: () => gate.then(() => undefined),
+        onClose: (info) => void closes.push(info.code),
+      });
+      mine.push(c);
+      const w: Watcher = { c, closes, events: { creates: [], changes: [] }, statuses: { creates: [], changes: [] } };
+      const questions = c.stream<Question>("questions");
+      const subs = [
+        questions.subscribe({ action: "create" }, (e) => void w.events.creates.push(e), {
+          onStatus: (s) => void w.statuses.creates.push(s),
+        }),
+        questions.subscribe({ action: ["create", "update"] }, (e) => void w.events.changes.push(e), {
+          onStatus: (s) => void w.statuses.changes.push(s),
+        }),
+      ];
+      await Promise.all(subs.map((s) => s.ready));
+      watchers.push(w);
+    }
+
+    // The writer: one change at a time, so the events' order is the writes' order; each
+    // question is created through one replica and updated through the other.
+    const rest = async (backend: Proc, method: string, path: string, body: unknown): Promise<Question> => {
+      const response = await fetch(backend.url + path, {
+        method,
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      if (!response.ok) throw new Error(`${backend.name} ${method} ${path}: ${response.status} ${await response.text()}`);
+      return (await response.json()) as Question;
+    };
+    const made: string[] = [];
+    const write = async (text: string): Promise<void> => {
+      const [first, second] = made.length % 2 === 0 ? [d.backends[0]!, d.backends[1]!] : [d.backends[1]!, d.backends[0]!];
+      const q = await rest(first, "POST", "", { question_text: text });
+      made.push(String(q.id));
+      await rest(second, "PATCH", `/${q.id}`, { published: true });
+    };
+    let stop = false;
+    const writer = (async () => {
+      for (let i = 0; !stop; i++) await write(`steady ${i}`);
+    })();
+    try {
+      await until(() => watchers.every((w) => w.events.creates.length >= 5), "events before the deploy");
+
+      gate = new Promise((resolve) => (openGate = resolve));
+      process.kill(d.bridges[0]!.pid, "SIGTERM");
+      const away = (w: Watcher) => kinds.every((k) => w.statuses[k].some((s) => s.kind === "disconnected"));
+      await until(() => watchers.filter(away).length >= 2, "the clients of bridge-1 to lose their connection");
+      const down = made.length;
+      await until(() => made.length >= down + 5, "changes while those clients have no connection");
+      openGate();
+      const renewed = (w: Watcher) => kinds.every((k) => w.statuses[k].some((s) => s.kind === "resubscribed"));
+      await until(() => watchers.filter(renewed).length >= 2, "the clients of bridge-1 to resubscribe on bridge-2");
+      const up = made.length;
+      await until(() => watchers.every((w) => w.events.creates.length >= up + 5), "events after the deploy");
+    } finally {
+      openGate();
+      stop = true;
+      await writer;
+    }
+    // The barrier: once each subscription has the last change, it has had every earlier one.
+    await write("final");
+    const last = made.at(-1)!;
+    await until(
+      () =>
+        watchers.every(
+          (w) => w.events.creates.some((e) => e.pk === last) && w.events.changes.some((e) => e.pk === last && e.action === "update"),
+        ),
+      "every subscription to get the final change",
+    );
+
+    const want: Record<Kind, string[]> = {
+      creates: made.map((pk) => `create ${pk}`),
+      changes: made.flatMap((pk) => [`create ${pk}`, `update ${pk}`]),
+    };
+    let moved = 0;
+    for (const [i, w] of watchers.entries()) {
+      const gone = w.closes.length > 0;
+      if (gone) {
+        moved++;
+        assert.deepEqual(w.closes, [1001], `client ${i}: close codes`);
+      }
+      for (const k of kinds) {
+        const got = w.events[k].map((e) => `${e.action} ${e.pk}`);
+        const seen = new Set(got);
+        const lost = want[k].filter((x) => !seen.has(x));
+        const twice = got.length - seen.size;
+        assert.equal(lost.length, 0, `client ${i} ${k}: ${lost.length} of ${want[k].length} lost: ${lost.join()}`);
+        assert.equal(twice, 0, `client ${i} ${k}: ${twice} duplicated`);
+        assert.deepEqual(got, want[k], `client ${i} ${k}: out of order`);
+        // An offset is the event's, whichever bridge sent it.
+        assert.deepEqual(
+          w.events[k].map((e) => e.offset),
+          watchers[0]!.events[k].map((e) => e.offset),
+          `client ${i} ${k}: offsets differ from client 0's`,
+        );
+        assert(w.events[k].every((e) => typeof e.offset === "string" && e.offset !== ""), `client ${i} ${k}: an event without offset`);
+        const statuses = w.statuses[k].map((s) => JSON.stringify(s));
+        if (gone) {
+          // One disconnect (more if a reconnect met the draining bridge's 503 first), then one
+          // renewal that recovered the changes made meanwhile.
+          assert.equal(statuses[0], JSON.stringify({ kind: "disconnected" }), `client ${i} ${k}: ${statuses.join()}`);
+          assert.equal(statuses.at(-1), JSON.stringify({ kind: "resubscribed", recovered: true }), `client ${i} ${k}: ${statuses.join()}`);
+          assert(statuses.slice(1, -1).every((s) => s === statuses[0]), `client ${i} ${k}: ${statuses.join()}`);
+        } else {
+          assert.deepEqual(statuses, [], `client ${i} ${k}: on the bridge that stays`);
+        }
+      }
+      assert.equal(w.c.state, "open", `client ${i}`);
+    }
+    assert.equal(moved, 2, "clients that bridge-1 served");
   });
 });
