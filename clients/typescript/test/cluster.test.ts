@@ -23,6 +23,8 @@ interface Proc {
 }
 interface Description {
   url: string;
+  /** The cluster program's: SIGHUP restarts the processes that have exited. */
+  pid: number;
   bridges: Proc[];
   backends: Proc[];
 }
@@ -128,10 +130,11 @@ describe("cluster", () => {
   });
 });
 
-// A rolling deploy: one bridge gets SIGTERM during a steady stream of changes written through
-// both backend replicas. It drains and closes its connections with 1001; its clients reconnect
-// through the balancer to the other bridge and renew their subscriptions from the last offset
-// they saw. Every subscription, on either bridge, gets every change once, in order.
+// A rolling deploy during a steady stream of changes written through both backend replicas:
+// bridge-1 gets SIGTERM, drains and closes its connections with 1001; its clients reconnect
+// through the balancer to bridge-2 and renew their subscriptions from the last offset they
+// saw. bridge-1 is restarted, then bridge-2 goes the same way. Every subscription gets every
+// change once, in order.
 describe("cluster: rolling deploy", () => {
   let rolling: Service | undefined;
   let d: Description;
@@ -147,7 +150,7 @@ describe("cluster: rolling deploy", () => {
     await rolling?.stop();
   });
 
-  test("SIGTERM one bridge during a steady stream of changes: per subscription none lost, none twice, in order", async () => {
+  test("SIGTERM one bridge, restart it, SIGTERM the other, during a steady stream of changes: per subscription none lost, none twice, in order", async (t) => {
     // Every (re)connect awaits the gate (through the token function): closed while the bridge
     // goes away, it holds its clients off so that changes certainly happen while they have no
     // connection, whatever the machine's speed.
@@ -210,20 +213,38 @@ describe("cluster: rolling deploy", () => {
     const writer = (async () => {
       for (let i = 0; !stop; i++) await write(`steady ${i}`);
     })();
-    try {
-      await until(() => watchers.every((w) => w.events.creates.length >= 5), "events before the deploy");
-
+    // One bridge's deploy: SIGTERM, and the clients it served (moving of them) reconnect to
+    // the other bridge. The gate holds them off until five changes have been made meanwhile.
+    const renewals = (w: Watcher, k: Kind) => w.statuses[k].filter((s) => s.kind === "resubscribed").length;
+    const deploy = async (bridge: Proc, moving: number): Promise<void> => {
+      const closes = watchers.map((w) => w.closes.length);
+      const renewed = watchers.map((w) => Math.min(...kinds.map((k) => renewals(w, k))));
       gate = new Promise((resolve) => (openGate = resolve));
-      process.kill(d.bridges[0]!.pid, "SIGTERM");
-      const away = (w: Watcher) => kinds.every((k) => w.statuses[k].some((s) => s.kind === "disconnected"));
-      await until(() => watchers.filter(away).length >= 2, "the clients of bridge-1 to lose their connection");
+      process.kill(bridge.pid, "SIGTERM");
+      const gone = () => watchers.filter((w, i) => w.closes.length > closes[i]!);
+      await until(() => gone().length >= moving, `the clients of ${bridge.name} to lose their connection`);
       const down = made.length;
       await until(() => made.length >= down + 5, "changes while those clients have no connection");
       openGate();
-      const renewed = (w: Watcher) => kinds.every((k) => w.statuses[k].some((s) => s.kind === "resubscribed"));
-      await until(() => watchers.filter(renewed).length >= 2, "the clients of bridge-1 to resubscribe on bridge-2");
+      await until(
+        () => watchers.filter((w, i) => kinds.every((k) => renewals(w, k) > renewed[i]!)).length >= moving,
+        `the clients of ${bridge.name} to resubscribe`,
+      );
+      assert.equal(gone().length, moving, `clients that ${bridge.name} served`);
       const up = made.length;
-      await until(() => watchers.every((w) => w.events.creates.length >= up + 5), "events after the deploy");
+      await until(() => watchers.every((w) => w.events.creates.length >= up + 5), `events after ${bridge.name}'s deploy`);
+    };
+    try {
+      await until(() => watchers.every((w) => w.events.creates.length >= 5), "events before the deploy");
+      // bridge-1 goes: its two clients move to bridge-2.
+      await deploy(d.bridges[0]!, 2);
+      // bridge-1 comes back (the cluster program restarts it on SIGHUP, on the same address),
+      // then bridge-2 goes: all four clients move to the new bridge-1.
+      const old = d.bridges[0]!.pid;
+      process.kill(d.pid, "SIGHUP");
+      const [line] = await rolling!.waitOutput(new RegExp(`^\\{"url".*"name":"bridge-1","pid":(?!${old}\\b)\\d+.*\\}$`, "m"));
+      d = JSON.parse(line) as Description;
+      await deploy(d.bridges[1]!, 4);
     } finally {
       openGate();
       stop = true;
@@ -244,20 +265,19 @@ describe("cluster: rolling deploy", () => {
       creates: made.map((pk) => `create ${pk}`),
       changes: made.flatMap((pk) => [`create ${pk}`, `update ${pk}`]),
     };
-    let moved = 0;
+    let twice = 0;
     for (const [i, w] of watchers.entries()) {
-      const gone = w.closes.length > 0;
-      if (gone) {
-        moved++;
-        assert.deepEqual(w.closes, [1001], `client ${i}: close codes`);
-      }
+      // Clients first on bridge-1 moved twice, the others once; each move a 1001 close.
+      twice += w.closes.length === 2 ? 1 : 0;
+      assert(w.closes.length === 1 || w.closes.length === 2, `client ${i}: closes ${w.closes.join()}`);
+      assert(w.closes.every((code) => code === 1001), `client ${i}: close codes ${w.closes.join()}`);
       for (const k of kinds) {
         const got = w.events[k].map((e) => `${e.action} ${e.pk}`);
         const seen = new Set(got);
         const lost = want[k].filter((x) => !seen.has(x));
-        const twice = got.length - seen.size;
+        const dups = got.length - seen.size;
         assert.equal(lost.length, 0, `client ${i} ${k}: ${lost.length} of ${want[k].length} lost: ${lost.join()}`);
-        assert.equal(twice, 0, `client ${i} ${k}: ${twice} duplicated`);
+        assert.equal(dups, 0, `client ${i} ${k}: ${dups} duplicated`);
         assert.deepEqual(got, want[k], `client ${i} ${k}: out of order`);
         // An offset is the event's, whichever bridge sent it.
         assert.deepEqual(
@@ -266,19 +286,14 @@ describe("cluster: rolling deploy", () => {
           `client ${i} ${k}: offsets differ from client 0's`,
         );
         assert(w.events[k].every((e) => typeof e.offset === "string" && e.offset !== ""), `client ${i} ${k}: an event without offset`);
+        // Per move: disconnected, then one renewal that recovered the changes made meanwhile.
         const statuses = w.statuses[k].map((s) => JSON.stringify(s));
-        if (gone) {
-          // One disconnect (more if a reconnect met the draining bridge's 503 first), then one
-          // renewal that recovered the changes made meanwhile.
-          assert.equal(statuses[0], JSON.stringify({ kind: "disconnected" }), `client ${i} ${k}: ${statuses.join()}`);
-          assert.equal(statuses.at(-1), JSON.stringify({ kind: "resubscribed", recovered: true }), `client ${i} ${k}: ${statuses.join()}`);
-          assert(statuses.slice(1, -1).every((s) => s === statuses[0]), `client ${i} ${k}: ${statuses.join()}`);
-        } else {
-          assert.deepEqual(statuses, [], `client ${i} ${k}: on the bridge that stays`);
-        }
+        const move = [JSON.stringify({ kind: "disconnected" }), JSON.stringify({ kind: "resubscribed", recovered: true })];
+        assert.deepEqual(statuses, w.closes.flatMap(() => move), `client ${i} ${k}`);
       }
       assert.equal(w.c.state, "open", `client ${i}`);
     }
-    assert.equal(moved, 2, "clients that bridge-1 served");
+    assert.equal(twice, 2, "clients that moved twice (first on bridge-1)");
+    t.diagnostic(`${made.length} questions created and updated, through both replicas alternately`);
   });
 });
