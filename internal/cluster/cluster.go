@@ -135,9 +135,8 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		if err := p.start(); err != nil {
 			return c, err
 		}
-	}
-	var targets []string
-	for _, p := range c.Backends {
+		// One at a time: replicas opening a new database file at once can fail with
+		// SQLITE_BUSY ("database is locked") while one of them creates it.
 		line, err := p.waitLine(ctx, backendServing)
 		if err != nil {
 			return c, err
@@ -146,6 +145,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		if err := waitServing(ctx, p.Addr); err != nil {
 			return c, fmt.Errorf("%s: %w", p.Name, err)
 		}
+	}
+	var targets []string
+	for _, p := range c.Backends {
 		targets = append(targets, p.Addr)
 	}
 
