@@ -66,6 +66,8 @@ type Proc struct {
 	Name string
 	Addr string // a backend's gRPC address, a bridge's HTTP address
 	HTTP string // a backend's REST address; "" for a bridge
+	bin  string
+	args []string
 	cmd  *exec.Cmd
 	done chan struct{} // closed when it has exited
 	err  error         // its exit status, once done
@@ -133,9 +135,8 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		if err := p.start(); err != nil {
 			return c, err
 		}
-	}
-	var targets []string
-	for _, p := range c.Backends {
+		// One at a time: replicas opening a new database file at once can fail with
+		// SQLITE_BUSY ("database is locked") while one of them creates it.
 		line, err := p.waitLine(ctx, backendServing)
 		if err != nil {
 			return c, err
@@ -144,6 +145,9 @@ func Start(ctx context.Context, cfg Config) (_ *Cluster, err error) {
 		if err := waitServing(ctx, p.Addr); err != nil {
 			return c, fmt.Errorf("%s: %w", p.Name, err)
 		}
+	}
+	var targets []string
+	for _, p := range c.Backends {
 		targets = append(targets, p.Addr)
 	}
 
@@ -188,7 +192,7 @@ func (c *Cluster) start(name, bin string, args ...string) *Proc {
 	// A process group of its own: a Ctrl-C on the terminal reaches only the cluster
 	// program, which stops each child once, cleanly.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &Proc{Name: name, cmd: cmd, done: make(chan struct{})}
+	p := &Proc{Name: name, bin: bin, args: args, cmd: cmd, done: make(chan struct{})}
 	w := &prefixWriter{prefix: name + " | ", out: c.out, keep: p}
 	cmd.Stdout, cmd.Stderr = w, w
 	return p
@@ -204,6 +208,53 @@ func (p *Proc) start() error {
 		close(p.done)
 	}()
 	return nil
+}
+
+// Restart starts the i-th bridge (bridge true) or backend again, once it has exited, with the
+// same arguments on the same address, as a deploy's new version would, and waits until it
+// serves (a bridge: /readyz 200). The balancer sends it connections again. It replaces the
+// Proc in c.Bridges or c.Backends; not safe beside Stop or another Restart.
+func (c *Cluster) Restart(ctx context.Context, bridge bool, i int) (*Proc, error) {
+	procs := c.Backends
+	if bridge {
+		procs = c.Bridges
+	}
+	if i < 0 || i >= len(procs) {
+		return nil, fmt.Errorf("cluster: no process %d to restart", i)
+	}
+	old := procs[i]
+	select {
+	case <-old.done:
+	default:
+		return nil, fmt.Errorf("cluster: %s (pid %d) is still running", old.Name, old.Pid())
+	}
+	// Its first start may have asked for any free port: ask for the one it had.
+	args := append([]string(nil), old.args...)
+	for j := 0; j+1 < len(args); j++ {
+		switch args[j] {
+		case "-listen", "-grpc-addr":
+			args[j+1] = old.Addr
+		case "-http-addr":
+			args[j+1] = old.HTTP
+		}
+	}
+	p := c.start(old.Name, old.bin, args...)
+	p.Addr, p.HTTP = old.Addr, old.HTTP
+	procs[i] = p
+	if err := p.start(); err != nil {
+		return p, err
+	}
+	var err error
+	if bridge {
+		if _, err = p.waitLine(ctx, bridgeListening); err == nil {
+			err = p.waitReady(ctx)
+		}
+	} else if _, err = p.waitLine(ctx, backendServing); err == nil {
+		if err = waitServing(ctx, p.Addr); err != nil {
+			err = fmt.Errorf("%s: %w", p.Name, err)
+		}
+	}
+	return p, err
 }
 
 // Pid is the process id.

@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/wsbridge/wsbridge/internal/cluster"
 )
@@ -73,6 +74,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP restarts every child that has exited, on its address: the second half of a
+	// rolling deploy (SIGTERM a bridge, SIGHUP, SIGTERM the next one). Caught from the start,
+	// so that one sent as soon as the -json line is out is not fatal.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	c, err := cluster.Start(ctx, cfg)
 	if err != nil {
 		return err
@@ -84,18 +91,31 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprint(stderr, summary(c))
 
 	// A child that dies is reported; the others keep serving, which is the point.
-	for _, p := range append(append([]*cluster.Proc{}, c.Bridges...), c.Backends...) {
+	watch := func(p *cluster.Proc) {
 		go func() {
 			select {
 			case <-p.Done():
 				if ctx.Err() == nil {
-					fmt.Fprintf(stderr, "cluster: %s (pid %d) exited: %v; the others keep running\n", p.Name, p.Pid(), p.Err())
+					fmt.Fprintf(stderr, "cluster: %s (pid %d) exited: %v; the others keep running (SIGHUP restarts it)\n", p.Name, p.Pid(), p.Err())
 				}
 			case <-ctx.Done():
 			}
 		}()
 	}
-	<-ctx.Done()
+	for _, p := range append(append([]*cluster.Proc{}, c.Bridges...), c.Backends...) {
+		watch(p)
+	}
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-hup:
+			restart(ctx, c, watch, stderr)
+			if jsonOut {
+				b, _ := json.Marshal(describe(c))
+				fmt.Fprintf(stdout, "%s\n", b)
+			}
+		}
+	}
 	stop() // a second Ctrl-C kills this program (the children get their SIGTERM first)
 	fmt.Fprintln(stderr, "cluster: stopping")
 	if err := c.Stop(); err != nil {
@@ -103,6 +123,35 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stderr, "cluster: stopped")
 	return nil
+}
+
+// restart restarts the children that have exited, bridges last, so that they find their
+// backends serving.
+func restart(ctx context.Context, c *cluster.Cluster, watch func(*cluster.Proc), stderr io.Writer) {
+	for _, bridge := range []bool{false, true} {
+		procs := c.Backends
+		if bridge {
+			procs = c.Bridges
+		}
+		for i, p := range procs {
+			select {
+			case <-p.Done():
+			default:
+				continue
+			}
+			ctx, cancel := context.WithTimeout(ctx, time.Minute)
+			np, err := c.Restart(ctx, bridge, i)
+			cancel()
+			if err != nil {
+				fmt.Fprintf(stderr, "cluster: restarting %s: %v\n", p.Name, err)
+			} else {
+				fmt.Fprintf(stderr, "cluster: %s restarted (pid %d)\n", np.Name, np.Pid())
+			}
+			if np != nil {
+				watch(np)
+			}
+		}
+	}
 }
 
 func ports(s string) ([]int, error) {
@@ -127,6 +176,7 @@ type proc struct {
 
 type description struct {
 	URL      string `json:"url"` // the WebSocket URL through the balancer
+	Pid      int    `json:"pid"` // this program's: kill -HUP restarts the children that exited
 	NATS     string `json:"nats"`
 	DB       string `json:"db"`
 	Bridges  []proc `json:"bridges"`
@@ -134,7 +184,7 @@ type description struct {
 }
 
 func describe(c *cluster.Cluster) description {
-	d := description{URL: c.Balancer.URL(), NATS: c.NATSURL, DB: c.DB}
+	d := description{URL: c.Balancer.URL(), Pid: os.Getpid(), NATS: c.NATSURL, DB: c.DB}
 	for _, p := range c.Bridges {
 		d.Bridges = append(d.Bridges, proc{p.Name, p.Pid(), p.Addr, "ws://" + p.Addr + "/ws"})
 	}
@@ -154,6 +204,6 @@ func summary(c *cluster.Cluster) string {
 		fmt.Fprintf(&b, "  %-10s  gRPC %s   REST http://%s/v1/questions   pid %d\n", p.Name, p.Addr, p.HTTP, p.Pid())
 	}
 	fmt.Fprintf(&b, "  NATS        %s   (JetStream on)\n  Database    %s\n\n", c.NATSURL, c.DB)
-	b.WriteString("  Kill a bridge or a backend (kill -9 PID): the others keep serving.\n  Ctrl-C stops everything.\n\n")
+	b.WriteString("  Kill a bridge or a backend (kill -9 PID): the others keep serving.\n  kill -HUP the cluster program: it restarts those that have exited.\n  Ctrl-C stops everything.\n\n")
 	return b.String()
 }
