@@ -171,7 +171,7 @@ func stopRole(p *proc.Proc) { p.Stop(syscall.SIGTERM, 15*time.Second) }
 func waitFor(p *proc.Proc, what string, ok func() bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	switch err := p.Until(ctx, ok); {
+	switch err := p.Until(ctx, 20*time.Millisecond, ok); {
 	case err == nil:
 		return nil
 	case errors.Is(err, proc.ErrExited):

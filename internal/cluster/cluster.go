@@ -258,7 +258,7 @@ func (p *Proc) waitReady(ctx context.Context) error {
 // poll calls cond until it holds, the process exits or ctx ends.
 func poll[T any](ctx context.Context, p *Proc, cond func() (T, bool), what string) (T, error) {
 	var v, zero T
-	switch err := p.p.Until(ctx, func() (ok bool) { v, ok = cond(); return ok }); {
+	switch err := p.p.Until(ctx, 20*time.Millisecond, func() (ok bool) { v, ok = cond(); return ok }); {
 	case err == nil:
 		return v, nil
 	case errors.Is(err, proc.ErrExited):

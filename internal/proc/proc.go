@@ -119,12 +119,10 @@ func (p *Proc) Stop(sig os.Signal, timeout time.Duration) (inTime bool) {
 // ErrExited is Until's error when the process exits before the condition holds.
 var ErrExited = errors.New("process exited")
 
-const pollInterval = 20 * time.Millisecond
-
-// Until calls cond every 20 ms until it holds. It fails with ErrExited once the process
-// has exited (and cond still does not hold), or with ctx's error.
-func (p *Proc) Until(ctx context.Context, cond func() bool) error {
-	t := time.NewTicker(pollInterval)
+// Until calls cond every interval until it holds. It fails with ErrExited once the
+// process has exited (and cond still does not hold), or with ctx's error.
+func (p *Proc) Until(ctx context.Context, every time.Duration, cond func() bool) error {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for !cond() {
 		select {
@@ -141,12 +139,12 @@ func (p *Proc) Until(ctx context.Context, cond func() bool) error {
 	return nil
 }
 
-// WaitFor is Until with a timeout, its error naming the process, what it waited for and
-// the process's log.
+// WaitFor is Until every 50 ms with a timeout, its error naming the process, what it
+// waited for and the process's log.
 func (p *Proc) WaitFor(timeout time.Duration, what string, cond func() bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	switch err := p.Until(ctx, cond); {
+	switch err := p.Until(ctx, 50*time.Millisecond, cond); {
 	case err == nil:
 		return nil
 	case errors.Is(err, ErrExited):

@@ -154,7 +154,7 @@ func TestStartFailure(t *testing.T) {
 	if !p.Stop(syscall.SIGTERM, time.Hour) || p.Err() == nil {
 		t.Fatalf("failed start: Stop blocked or Err nil (%v)", p.Err())
 	}
-	if err := p.Until(t.Context(), func() bool { return false }); !errors.Is(err, ErrExited) {
+	if err := p.Until(t.Context(), time.Millisecond, func() bool { return false }); !errors.Is(err, ErrExited) {
 		t.Fatalf("Until = %v; want ErrExited", err)
 	}
 	var nilProc *Proc
