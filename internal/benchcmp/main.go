@@ -30,6 +30,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/wsbridge/wsbridge/internal/proc"
 )
 
 // Design targets of the project for the bridge's throughput.
@@ -224,7 +226,7 @@ func run(args []string, out io.Writer) error {
 // env is the example backend, the bridge and the grpc-gateway proxy, each a process.
 type env struct {
 	dir                      string
-	backend, bridge, gateway *proc
+	backend, bridge, gateway *proc.Proc
 	grpcAddr                 string
 	restURL                  string // the backend's own REST API, http://host:port
 	proxyURL                 string // the grpc-gateway proxy, http://host:port
@@ -237,9 +239,9 @@ type env struct {
 func (e *env) proxyPID(t string) int {
 	switch t {
 	case "ws":
-		return e.bridge.pid()
+		return e.bridge.Pid()
 	case "rest-proxy":
-		return e.gateway.pid()
+		return e.gateway.Pid()
 	}
 	return 0
 }
@@ -256,7 +258,7 @@ func startEnv(c *config) (_ *env, err error) {
 	}
 	var httpAddr, bridgeAddr, gwAddr string
 	for _, a := range []*string{&e.grpcAddr, &httpAddr, &bridgeAddr, &gwAddr} {
-		if *a, err = freeAddr(); err != nil {
+		if *a, err = proc.FreeAddr(); err != nil {
 			return nil, err
 		}
 	}
@@ -264,7 +266,7 @@ func startEnv(c *config) (_ *env, err error) {
 	if e.backend, err = startRole(e.dir, "backend", nil, "-listen", e.grpcAddr, "-http", httpAddr, "-db", filepath.Join(e.dir, "polls.db")); err != nil {
 		return nil, err
 	}
-	if err := e.backend.waitFor("gRPC and REST ports open", func() bool { return portOpen(e.grpcAddr) && portOpen(httpAddr) }); err != nil {
+	if err := waitFor(e.backend, "gRPC and REST ports open", func() bool { return proc.PortOpen(e.grpcAddr) && proc.PortOpen(httpAddr) }); err != nil {
 		return nil, err
 	}
 	var benv []string
@@ -282,10 +284,10 @@ func startEnv(c *config) (_ *env, err error) {
 	if e.gateway, err = startRole(e.dir, "gwproxy", nil, "-listen", gwAddr, "-backend", e.grpcAddr); err != nil {
 		return nil, err
 	}
-	if err := e.bridge.waitFor("200 from /readyz", func() bool { return httpOK("http://" + bridgeAddr + "/readyz") }); err != nil {
+	if err := waitFor(e.bridge, "200 from /readyz", func() bool { return proc.HTTPOK("http://" + bridgeAddr + "/readyz") }); err != nil {
 		return nil, err
 	}
-	if err := e.gateway.waitFor("port open", func() bool { return portOpen(gwAddr) }); err != nil {
+	if err := waitFor(e.gateway, "port open", func() bool { return proc.PortOpen(gwAddr) }); err != nil {
 		return nil, err
 	}
 
@@ -309,9 +311,9 @@ func startEnv(c *config) (_ *env, err error) {
 
 // close stops the parts, the bridge first (its CPU profile is written as it exits).
 func (e *env) close() {
-	e.bridge.stop()
-	e.gateway.stop()
-	e.backend.stop()
+	stopRole(e.bridge)
+	stopRole(e.gateway)
+	stopRole(e.backend)
 	if e.dir != "" {
 		_ = os.RemoveAll(e.dir)
 	}
@@ -358,7 +360,7 @@ func (a cpuSample) sub(b cpuSample) cpuSample {
 }
 
 func readCPU(e *env, proxy int) cpuSample {
-	s := cpuSample{load: cpuOf(0), backend: cpuOf(e.backend.pid())}
+	s := cpuSample{load: cpuOf(0), backend: cpuOf(e.backend.Pid())}
 	if proxy != 0 {
 		s.proxy = cpuOf(proxy)
 	}

@@ -89,21 +89,6 @@ func TestRunJSON(t *testing.T) {
 	}
 }
 
-func TestParseStatCPU(t *testing.T) {
-	// Field 2 may hold spaces and parentheses; utime 250 and stime 50 ticks are 3 s.
-	line := []byte("4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 10 1000 200")
-	got, err := parseStatCPU(line)
-	if err != nil || got != 3*time.Second {
-		t.Errorf("parseStatCPU = %v, %v; want 3s", got, err)
-	}
-	if _, err := parseStatCPU([]byte("garbage")); err == nil {
-		t.Error("parseStatCPU(garbage) succeeded")
-	}
-	if cpuOf(0) < 0 {
-		t.Error("negative CPU time")
-	}
-}
-
 func TestPercentile(t *testing.T) {
 	var lat []time.Duration
 	for i := 1; i <= 100; i++ {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -9,9 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/wsbridge/wsbridge/bridge"
 	"github.com/wsbridge/wsbridge/examples/backend/polls"
+	"github.com/wsbridge/wsbridge/internal/proc"
 
 	pollsv1 "github.com/wsbridge/wsbridge/proto/polls/v1"
 )
@@ -154,103 +154,37 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, shutdown func(c
 	return hs.Shutdown(sctx)
 }
 
-// proc is one started part.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	log    string
-	exited chan struct{}
-	err    error
-}
-
 // startRole starts this program again in role.
-func startRole(dir, role string, env []string, args ...string) (*proc, error) {
+func startRole(dir, role string, env []string, args ...string) (*proc.Proc, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(dir, role+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(self, args...)
-	cmd.Env = append(append(os.Environ(), roleEnv+"="+role), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	// Killed with this program, so none is left behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("starting %s: %w", role, err)
-	}
-	p := &proc{name: role, cmd: cmd, log: logPath, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		f.Close()
-		close(p.exited)
-	}()
-	return p, nil
+	return proc.StartLogged(dir, role, append([]string{roleEnv + "=" + role}, env...), self, args...)
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+// stopRole asks the part to finish (SIGTERM) and kills it after 15 s.
+func stopRole(p *proc.Proc) { p.Stop(syscall.SIGTERM, 15*time.Second) }
 
-// stop asks the part to finish (SIGTERM) and kills it after 15 s.
-func (p *proc) stop() {
-	if p == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
+// waitFor polls ok until it is true, the part exits or 60 s pass. A part that exits shows
+// the start of its log: the log's directory is removed at the end.
+func waitFor(p *proc.Proc, what string, ok func() bool) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	switch err := p.Until(ctx, 20*time.Millisecond, ok); {
+	case err == nil:
+		return nil
+	case errors.Is(err, proc.ErrExited):
+		log, _ := os.ReadFile(p.Log)
+		return fmt.Errorf("%s exited before %s: %v: %.500s", p.Name, what, p.Err(), log)
+	default:
+		return fmt.Errorf("%s: no %s after 60s", p.Name, what)
 	}
 }
 
-// waitFor polls ok until it is true, the part exits or 60 s pass.
-func (p *proc) waitFor(what string, ok func() bool) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for !ok() {
-		select {
-		case <-p.exited:
-			log, _ := os.ReadFile(p.log)
-			return fmt.Errorf("%s exited before %s: %v: %.500s", p.name, what, p.err, log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: no %s after 60s", p.name, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return nil
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func portOpen(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err == nil {
-		c.Close()
-	}
-	return err == nil
-}
-
-// probeClient keeps no connection open: no goroutine of it outlives a probe.
-var probeClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-
-func httpOK(url string) bool {
-	resp, err := probeClient.Get(url)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+// cpuOf is the CPU time process pid has used so far (0: this process); 0 where there
+// is no /proc.
+func cpuOf(pid int) time.Duration {
+	d, _ := proc.CPU(pid)
+	return d
 }

@@ -28,6 +28,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/wsbridge/wsbridge/internal/proc"
 )
 
 // Config says what to run where. A port 0 means any free port.
@@ -68,9 +70,7 @@ type Proc struct {
 	HTTP string // a backend's REST address; "" for a bridge
 	bin  string
 	args []string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when it has exited
-	err  error         // its exit status, once done
+	p    *proc.Proc
 	mu   sync.Mutex
 	tail []byte // its last output, for error messages
 }
@@ -192,21 +192,17 @@ func (c *Cluster) start(name, bin string, args ...string) *Proc {
 	// A process group of its own: a Ctrl-C on the terminal reaches only the cluster
 	// program, which stops each child once, cleanly.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &Proc{Name: name, bin: bin, args: args, cmd: cmd, done: make(chan struct{})}
+	p := &Proc{Name: name, bin: bin, args: args}
 	w := &prefixWriter{prefix: name + " | ", out: c.out, keep: p}
 	cmd.Stdout, cmd.Stderr = w, w
+	p.p = proc.New(name, cmd)
 	return p
 }
 
 func (p *Proc) start() error {
-	if err := p.cmd.Start(); err != nil {
-		close(p.done)
+	if err := p.p.Start(); err != nil {
 		return fmt.Errorf("%s: %w", p.Name, err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
 	return nil
 }
 
@@ -224,7 +220,7 @@ func (c *Cluster) Restart(ctx context.Context, bridge bool, i int) (*Proc, error
 	}
 	old := procs[i]
 	select {
-	case <-old.done:
+	case <-old.Done():
 	default:
 		return nil, fmt.Errorf("cluster: %s (pid %d) is still running", old.Name, old.Pid())
 	}
@@ -258,28 +254,19 @@ func (c *Cluster) Restart(ctx context.Context, bridge bool, i int) (*Proc, error
 }
 
 // Pid is the process id.
-func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+func (p *Proc) Pid() int { return p.p.Pid() }
 
 // Done is closed once the process has exited.
-func (p *Proc) Done() <-chan struct{} { return p.done }
+func (p *Proc) Done() <-chan struct{} { return p.p.Done() }
 
-// Err is the exit status; valid once Done is closed.
-func (p *Proc) Err() error { <-p.done; return p.err }
+// Err is the exit status; it waits for the process to exit.
+func (p *Proc) Err() error { return p.p.Err() }
 
 // Signal sends sig to the process, unless it has exited.
-func (p *Proc) Signal(sig os.Signal) {
-	select {
-	case <-p.done:
-	default:
-		_ = p.cmd.Process.Signal(sig)
-	}
-}
+func (p *Proc) Signal(sig os.Signal) { p.p.Signal(sig) }
 
 // Kill kills the process at once (a crash) and waits for it.
-func (p *Proc) Kill() {
-	p.Signal(syscall.SIGKILL)
-	<-p.done
-}
+func (p *Proc) Kill() { p.p.Kill() }
 
 // Output is the process's last output.
 func (p *Proc) Output() string {
@@ -321,23 +308,14 @@ func (p *Proc) waitReady(ctx context.Context) error {
 
 // poll calls cond until it holds, the process exits or ctx ends.
 func poll[T any](ctx context.Context, p *Proc, cond func() (T, bool), what string) (T, error) {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if v, ok := cond(); ok {
-			return v, nil
-		}
-		var zero T
-		select {
-		case <-p.done:
-			if v, ok := cond(); ok {
-				return v, nil
-			}
-			return zero, fmt.Errorf("%s exited (%v) before it was serving; it said:\n%s", p.Name, p.err, p.Output())
-		case <-ctx.Done():
-			return zero, fmt.Errorf("%s: timed out waiting for it %s; it said:\n%s", p.Name, what, p.Output())
-		case <-t.C:
-		}
+	var v, zero T
+	switch err := p.p.Until(ctx, 20*time.Millisecond, func() (ok bool) { v, ok = cond(); return ok }); {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, proc.ErrExited):
+		return zero, fmt.Errorf("%s exited (%v) before it was serving; it said:\n%s", p.Name, p.Err(), p.Output())
+	default:
+		return zero, fmt.Errorf("%s: timed out waiting for it %s; it said:\n%s", p.Name, what, p.Output())
 	}
 }
 
@@ -368,7 +346,7 @@ func (c *Cluster) Stop() error {
 	running := map[*Proc]bool{}
 	for _, p := range procs {
 		select {
-		case <-p.done:
+		case <-p.Done():
 		default:
 			running[p] = true
 			p.Signal(syscall.SIGTERM)

@@ -17,14 +17,14 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/wsbridge/wsbridge/internal/proc"
 )
 
 type config struct {
@@ -116,26 +116,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	return &c, nil
 }
 
-func main() {
-	c, err := parseFlags(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench-fanout:", err)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ok, err := run(ctx, c, os.Stdout)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench-fanout:", err)
-		os.Exit(2)
-	}
-	if !ok {
-		os.Exit(1)
-	}
-}
+func main() { proc.Main("bench-fanout", parseFlags, run) }
 
 // row is one server's measurement (one round, or all rounds together).
 type row struct {
@@ -189,7 +170,7 @@ type idleRow struct {
 }
 
 func run(ctx context.Context, c *config, out io.Writer) (bool, error) {
-	limit := raiseFileLimit()
+	limit := proc.RaiseFileLimit()
 	if limit != 0 && uint64(c.subs)+200 > limit {
 		return false, fmt.Errorf("-subs %d does not fit the open-file limit %d of this process (ulimit -n)", c.subs, limit)
 	}
@@ -483,11 +464,11 @@ type cpuSnap struct{ srv, backend, self time.Duration }
 
 func snapshot(srv, backend int) cpuSnap {
 	var s cpuSnap
-	s.srv, _ = cpuOf(srv)
+	s.srv, _ = proc.CPU(srv)
 	if backend != 0 {
-		s.backend, _ = cpuOf(backend)
+		s.backend, _ = proc.CPU(backend)
 	}
-	s.self, _ = cpuOf(0)
+	s.self, _ = proc.CPU(0)
 	return s
 }
 
@@ -520,6 +501,12 @@ func measureIdle(ctx context.Context, c *config, s server, round int, toks []str
 	}
 	fmt.Fprintf(os.Stderr, "bench-fanout: %s round %d idle: %.1f KiB per connection\n", r.Server, round, r.PerConn)
 	return r, nil
+}
+
+// rssKiB is a process's VmRSS.
+func rssKiB(pid int) (int64, error) {
+	rss, _, err := proc.Status(pid)
+	return rss, err
 }
 
 // stableRSS samples the RSS every second until three samples in a row are within 1% of

@@ -51,21 +51,6 @@ func TestHasPing(t *testing.T) {
 	}
 }
 
-func TestParseStatCPU(t *testing.T) {
-	// Field 2 may hold spaces and parentheses; utime 250 and stime 50 ticks are 3 s.
-	line := []byte("4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 10 1000 200")
-	got, err := parseStatCPU(line)
-	if err != nil || got != 3*time.Second {
-		t.Errorf("parseStatCPU = %v, %v; want 3s", got, err)
-	}
-	if _, err := parseStatCPU([]byte("garbage")); err == nil {
-		t.Error("parseStatCPU(garbage) succeeded")
-	}
-	if _, err := cpuOf(0); err != nil {
-		t.Errorf("cpuOf(self): %v", err)
-	}
-}
-
 func TestPercentileAndCombine(t *testing.T) {
 	var lat []int32
 	for i := 1; i <= 100; i++ {

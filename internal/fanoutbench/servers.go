@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/wsbridge/wsbridge/internal/proc"
 	pollsv1 "github.com/wsbridge/wsbridge/proto/polls/v1"
 )
 
@@ -65,7 +66,7 @@ func token(sub string) string {
 // --- the bridge in front of the example backend, two processes.
 
 type bridgeServer struct {
-	backendProc, bridgeProc *proc
+	backendProc, bridgeProc *proc.Proc
 	cc                      *grpc.ClientConn
 	q                       pollsv1.QuestionServiceClient
 	pk                      int64
@@ -76,19 +77,19 @@ type bridgeServer struct {
 func (b *bridgeServer) name() string { return "bridge" }
 
 func (b *bridgeServer) start(c *config, round int) error {
-	baddr, err := freeAddr()
+	baddr, err := proc.FreeAddr()
 	if err != nil {
 		return err
 	}
 	db := filepath.Join(c.dir, fmt.Sprintf("fanout-%d.db", round))
-	if b.backendProc, err = startProc(c.dir, fmt.Sprintf("backend-%d", round), nil, c.backendBin,
+	if b.backendProc, err = proc.StartLogged(c.dir, fmt.Sprintf("backend-%d", round), nil, c.backendBin,
 		"-grpc-addr", baddr, "-http-addr", "", "-db", db); err != nil {
 		return err
 	}
-	if err := waitFor(b.backendProc, 30*time.Second, "gRPC port open", func() bool { return portOpen(baddr) }); err != nil {
+	if err := b.backendProc.WaitFor(30*time.Second, "gRPC port open", func() bool { return proc.PortOpen(baddr) }); err != nil {
 		return err
 	}
-	addr, err := freeAddr()
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -101,16 +102,13 @@ func (b *bridgeServer) start(c *config, round int) error {
 		b.profile = c.cpuProfile
 		env = append(env, "WSBRIDGE_BENCH_CPUPROFILE="+b.profile)
 	}
-	if b.bridgeProc, err = startProc(c.dir, fmt.Sprintf("bridge-%d", round), env, c.bridgeBin,
+	if b.bridgeProc, err = proc.StartLogged(c.dir, fmt.Sprintf("bridge-%d", round), env, c.bridgeBin,
 		"-listen", addr, "-backend", baddr, "-log-level", "warn",
 		"-max-connections", strconv.Itoa(c.subs+100)); err != nil {
 		return err
 	}
-	b.bridgeProc.addr = addr
-	if err := waitFor(b.bridgeProc, 60*time.Second, "200 from /readyz", func() bool {
-		_, code, err := httpGet("http://" + addr + "/readyz")
-		return err == nil && code == 200
-	}); err != nil {
+	b.bridgeProc.Addr = addr
+	if err := b.bridgeProc.WaitFor(60*time.Second, "200 from /readyz", func() bool { return proc.HTTPOK("http://" + addr + "/readyz") }); err != nil {
 		return err
 	}
 	if b.cc, err = grpc.NewClient(baddr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
@@ -133,13 +131,13 @@ func (b *bridgeServer) stop() {
 		b.cc.Close()
 		b.cc = nil
 	}
-	b.bridgeProc.stop(15 * time.Second)
-	b.backendProc.stop(15 * time.Second)
+	b.bridgeProc.Stop(syscall.SIGTERM, 15*time.Second)
+	b.backendProc.Stop(syscall.SIGTERM, 15*time.Second)
 	b.bridgeProc, b.backendProc = nil, nil
 }
 
-func (b *bridgeServer) pids() (int, int) { return b.bridgeProc.pid(), b.backendProc.pid() }
-func (b *bridgeServer) wsURL() string    { return "ws://" + b.bridgeProc.addr + "/ws" }
+func (b *bridgeServer) pids() (int, int) { return b.bridgeProc.Pid(), b.backendProc.Pid() }
+func (b *bridgeServer) wsURL() string    { return "ws://" + b.bridgeProc.Addr + "/ws" }
 
 func (b *bridgeServer) subscribeFrames(string) [][]byte { return [][]byte{b.sub} }
 
@@ -166,8 +164,9 @@ func (b *bridgeServer) publish(ctx context.Context, text string) error {
 }
 
 func (b *bridgeServer) upstreams() float64 {
-	v, err := metric(b.bridgeProc.addr, "wsbridge_upstream_streams")
-	if err != nil {
+	m, err := proc.Metrics(b.bridgeProc.Addr)
+	v, ok := m["wsbridge_upstream_streams"]
+	if err != nil || !ok {
 		return -1
 	}
 	return v
@@ -181,11 +180,11 @@ func (b *bridgeServer) cpuProfile(start bool) {
 	}
 	if start {
 		_ = os.Remove(b.profile)
-		_ = b.bridgeProc.cmd.Process.Signal(syscall.SIGUSR1)
+		b.bridgeProc.Signal(syscall.SIGUSR1)
 		return
 	}
-	_ = b.bridgeProc.cmd.Process.Signal(syscall.SIGUSR2)
-	err := waitFor(b.bridgeProc, 30*time.Second, "CPU profile "+b.profile, func() bool {
+	b.bridgeProc.Signal(syscall.SIGUSR2)
+	err := b.bridgeProc.WaitFor(30*time.Second, "CPU profile "+b.profile, func() bool {
 		_, err := os.Stat(b.profile)
 		return err == nil
 	})
@@ -200,7 +199,7 @@ func (b *bridgeServer) cpuProfile(start bool) {
 
 type centrifugo struct {
 	bin    string
-	p      *proc
+	p      *proc.Proc
 	apiKey string
 	api    *http.Client
 }
@@ -210,7 +209,7 @@ const centrifugoChannel = "bench"
 func (s *centrifugo) name() string { return "centrifugo" }
 
 func (s *centrifugo) start(c *config, round int) error {
-	addr, err := freeAddr()
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -237,15 +236,12 @@ func (s *centrifugo) start(c *config, round int) error {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		return err
 	}
-	if s.p, err = startProc(c.dir, fmt.Sprintf("centrifugo-%d", round), nil, s.bin, "--config", path); err != nil {
+	if s.p, err = proc.StartLogged(c.dir, fmt.Sprintf("centrifugo-%d", round), nil, s.bin, "--config", path); err != nil {
 		return err
 	}
-	s.p.addr = addr
+	s.p.Addr = addr
 	s.api = &http.Client{Timeout: 10 * time.Second}
-	return waitFor(s.p, 60*time.Second, "200 from /health", func() bool {
-		_, code, err := httpGet("http://" + addr + "/health")
-		return err == nil && code == 200
-	})
+	return s.p.WaitFor(60*time.Second, "200 from /health", func() bool { return proc.HTTPOK("http://" + addr + "/health") })
 }
 
 func splitHostPort(addr string) (string, int, error) {
@@ -258,15 +254,15 @@ func splitHostPort(addr string) (string, int, error) {
 }
 
 func (s *centrifugo) stop() {
-	s.p.stop(15 * time.Second)
+	s.p.Stop(syscall.SIGTERM, 15*time.Second)
 	s.p = nil
 	if s.api != nil {
 		s.api.CloseIdleConnections()
 	}
 }
 
-func (s *centrifugo) pids() (int, int) { return s.p.pid(), 0 }
-func (s *centrifugo) wsURL() string    { return "ws://" + s.p.addr + "/connection/websocket" }
+func (s *centrifugo) pids() (int, int) { return s.p.Pid(), 0 }
+func (s *centrifugo) wsURL() string    { return "ws://" + s.p.Addr + "/connection/websocket" }
 
 func (s *centrifugo) subscribeFrames(tok string) [][]byte {
 	return [][]byte{
@@ -294,7 +290,7 @@ func (s *centrifugo) ping() ([]byte, []byte) { return []byte("{}"), []byte("{}")
 // publish sends the same data object the bridge's event carries.
 func (s *centrifugo) publish(ctx context.Context, text string) error {
 	body := fmt.Appendf(nil, `{"channel":%q,"data":{"id":"1","question_text":%q,"published":false}}`, centrifugoChannel, text)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.p.addr+"/api/publish", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.p.Addr+"/api/publish", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,6 +25,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/wsbridge/wsbridge/internal/proc"
 )
 
 type config struct {
@@ -109,36 +110,12 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 }
 
 func main() {
-	cfg, err := parseFlags(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "soak:", err)
-		os.Exit(2)
-	}
-	raiseFileLimit()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	h := &harness{cfg: cfg, calm: make(chan struct{}), writeSlots: make(chan struct{}, 32)}
-	h.events.st = &h.stats
-	ok, err := h.run(ctx, os.Stdout)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "soak:", err)
-		os.Exit(2)
-	}
-	if !ok {
-		os.Exit(1)
-	}
-}
-
-// raiseFileLimit lifts the soft open-file limit to the hard one: each connection is a file.
-func raiseFileLimit() {
-	var l syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
-	}
+	proc.Main("soak", parseFlags, func(ctx context.Context, cfg *config, out io.Writer) (bool, error) {
+		proc.RaiseFileLimit()
+		h := &harness{cfg: cfg, calm: make(chan struct{}), writeSlots: make(chan struct{}, 32)}
+		h.events.st = &h.stats
+		return h.run(ctx, out)
+	})
 }
 
 type harness struct {
@@ -151,8 +128,8 @@ type harness struct {
 	writeSlots chan struct{}
 
 	mu       sync.Mutex
-	backend  *proc
-	bridge   *proc
+	backend  *proc.Proc
+	bridge   *proc.Proc
 	bridges  int
 	backends int
 	logs     []string
@@ -200,7 +177,7 @@ func (h *harness) bridgeAddr() string {
 
 func (h *harness) run(ctx context.Context, out io.Writer) (bool, error) {
 	c := h.cfg
-	backendAddr, err := freeAddr()
+	backendAddr, err := proc.FreeAddr()
 	if err != nil {
 		return false, err
 	}
@@ -212,10 +189,10 @@ func (h *harness) run(ctx context.Context, out io.Writer) (bool, error) {
 		b, br := h.backend, h.bridge
 		h.mu.Unlock()
 		if br != nil {
-			br.stop(syscall.SIGKILL, 5*time.Second)
+			br.Stop(syscall.SIGKILL, 5*time.Second)
 		}
 		if b != nil {
-			b.stop(syscall.SIGKILL, 5*time.Second)
+			b.Stop(syscall.SIGKILL, 5*time.Second)
 		}
 	}()
 	if err := h.startBridge(backendAddr); err != nil {
@@ -281,8 +258,8 @@ loop:
 	h.mu.Lock()
 	br := h.bridge
 	h.mu.Unlock()
-	released := waitFor(br, 30*time.Second, "release of every connection, subscription and upstream stream", func() bool {
-		m, err := metrics(*h.addr.Load())
+	released := br.WaitFor(30*time.Second, "release of every connection, subscription and upstream stream", func() bool {
+		m, err := proc.Metrics(*h.addr.Load())
 		if err != nil {
 			return false
 		}
@@ -295,13 +272,14 @@ loop:
 	// Idle call workers outlive the load by up to their idle time (10s): wait for the count
 	// to come back down before calling it a leak.
 	if h.sample.hasG {
-		settled := waitFor(br, 60*time.Second, "goroutines back near the start count", func() bool {
-			m, err := metrics(*h.addr.Load())
+		settled := br.WaitFor(60*time.Second, "goroutines back near the start count", func() bool {
+			m, err := proc.Metrics(*h.addr.Load())
 			if err != nil {
 				return false
 			}
 			h.recordEnd(br, m)
-			return h.sample.endG <= h.sample.startG+5
+			g, _ := goroutines(m)
+			return g <= h.sample.startG+5
 		})
 		if settled != nil {
 			h.stats.violation("bridge goroutines grew from %.0f at start to %.0f after the load", h.sample.startG, h.sample.endG)
@@ -313,7 +291,8 @@ loop:
 	b := h.backend
 	h.backend = nil
 	h.mu.Unlock()
-	if err, _ := b.stop(syscall.SIGTERM, 15*time.Second); err != nil {
+	b.Stop(syscall.SIGTERM, 15*time.Second)
+	if err := b.Err(); err != nil {
 		h.stats.violation("backend exited with %v after SIGTERM", err)
 	}
 	return h.report(out, elapsed), nil
@@ -324,25 +303,19 @@ func (h *harness) startBackend(addr string) error {
 	h.backends++
 	name := fmt.Sprintf("backend-%d", h.backends)
 	h.mu.Unlock()
-	p, err := startProc(h.cfg.dir, name, h.cfg.backendBin, "-grpc-addr", addr, "-http-addr", "", "-db", h.cfg.dir+"/soak.db")
+	p, err := proc.StartLogged(h.cfg.dir, name, nil, h.cfg.backendBin, "-grpc-addr", addr, "-http-addr", "", "-db", h.cfg.dir+"/soak.db")
 	if err != nil {
 		return err
 	}
 	h.mu.Lock()
 	h.backend = p
-	h.logs = append(h.logs, p.log)
+	h.logs = append(h.logs, p.Log)
 	h.mu.Unlock()
-	return waitFor(p, 30*time.Second, "gRPC port open", func() bool {
-		c, err := netDial(addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	return p.WaitFor(30*time.Second, "gRPC port open", func() bool { return proc.PortOpen(addr) })
 }
 
 func (h *harness) startBridge(backendAddr string) error {
-	addr, err := freeAddr()
+	addr, err := proc.FreeAddr()
 	if err != nil {
 		return err
 	}
@@ -351,32 +324,29 @@ func (h *harness) startBridge(backendAddr string) error {
 	name := fmt.Sprintf("bridge-%d", h.bridges)
 	h.mu.Unlock()
 	maxConns := h.cfg.conns + h.cfg.conns/10 + 10
-	p, err := startProc(h.cfg.dir, name, h.cfg.bridgeBin, "-listen", addr, "-backend", backendAddr,
+	p, err := proc.StartLogged(h.cfg.dir, name, nil, h.cfg.bridgeBin, "-listen", addr, "-backend", backendAddr,
 		"-max-connections", fmt.Sprint(maxConns), "-drain-timeout", h.cfg.drain.String(), "-call-timeout", "10s",
 		"-max-subscriptions", fmt.Sprint(max(100, h.cfg.subs)), "-log-level", h.cfg.bridgeLogLevel)
 	if err != nil {
 		return err
 	}
-	p.addr = addr
+	p.Addr = addr
 	h.mu.Lock()
-	h.logs = append(h.logs, p.log)
+	h.logs = append(h.logs, p.Log)
 	if h.logAddr == nil {
 		h.logAddr = map[string]string{}
 	}
-	h.logAddr[p.log] = addr
+	h.logAddr[p.Log] = addr
 	h.mu.Unlock()
-	if err := waitFor(p, 60*time.Second, "200 from /readyz", func() bool {
-		_, code, err := httpGet(context.Background(), "http://"+addr+"/readyz")
-		return err == nil && code == 200
-	}); err != nil {
+	if err := p.WaitFor(60*time.Second, "200 from /readyz", func() bool { return proc.HTTPOK("http://" + addr + "/readyz") }); err != nil {
 		return err
 	}
 	h.mu.Lock()
 	h.bridge = p
 	h.sample = sample{}
 	h.mu.Unlock()
-	if m, err := metrics(addr); err == nil {
-		rss, th, _ := procStatus(p.pid())
+	if m, err := proc.Metrics(addr); err == nil {
+		rss, th, _ := proc.Status(p.Pid())
 		h.mu.Lock()
 		h.sample.startRSS, h.sample.startThreads = rss, th
 		h.sample.startG, h.sample.hasG = goroutines(m)
@@ -387,13 +357,13 @@ func (h *harness) startBridge(backendAddr string) error {
 }
 
 // stopBridge sends SIGTERM and checks the bridge drains and exits 0 in time.
-func (h *harness) stopBridge(p *proc) {
-	err, inTime := p.stop(syscall.SIGTERM, h.cfg.drain+15*time.Second)
-	switch {
+func (h *harness) stopBridge(p *proc.Proc) {
+	inTime := p.Stop(syscall.SIGTERM, h.cfg.drain+15*time.Second)
+	switch err := p.Err(); {
 	case !inTime:
-		h.stats.violation("%s did not exit within %s of SIGTERM; killed", p.name, h.cfg.drain+15*time.Second)
+		h.stats.violation("%s did not exit within %s of SIGTERM; killed", p.Name, h.cfg.drain+15*time.Second)
 	case err != nil:
-		h.stats.violation("%s exited with %v after SIGTERM (log %s)", p.name, err, p.log)
+		h.stats.violation("%s exited with %v after SIGTERM (log %s)", p.Name, err, p.Log)
 	}
 }
 
@@ -419,7 +389,7 @@ func (h *harness) injectFaults(load context.Context, backendAddr string) {
 		var err error
 		switch fault {
 		case "backend":
-			oldBackend.stop(syscall.SIGKILL, 10*time.Second)
+			oldBackend.Stop(syscall.SIGKILL, 10*time.Second)
 			err = h.startBackend(backendAddr)
 		case "bridge":
 			// A rolling deploy: the new bridge is ready before the old one drains.
@@ -430,7 +400,7 @@ func (h *harness) injectFaults(load context.Context, backendAddr string) {
 			var wg sync.WaitGroup
 			wg.Add(1)
 			go func() { defer wg.Done(); h.stopBridge(oldBridge) }()
-			oldBackend.stop(syscall.SIGKILL, 10*time.Second)
+			oldBackend.Stop(syscall.SIGKILL, 10*time.Second)
 			if err = h.startBackend(backendAddr); err == nil {
 				err = h.startBridge(backendAddr)
 			}
@@ -458,11 +428,11 @@ func (h *harness) sampleLoop(stop <-chan struct{}) {
 		if p == nil {
 			continue
 		}
-		m, err := metrics(p.addr)
+		m, err := proc.Metrics(p.Addr)
 		if err != nil {
 			continue
 		}
-		rss, th, _ := procStatus(p.pid())
+		rss, th, _ := proc.Status(p.Pid())
 		g, _ := goroutines(m)
 		h.mu.Lock()
 		if h.bridge == p {
@@ -476,8 +446,8 @@ func (h *harness) sampleLoop(stop <-chan struct{}) {
 	}
 }
 
-func (h *harness) recordEnd(p *proc, m map[string]float64) {
-	rss, th, _ := procStatus(p.pid())
+func (h *harness) recordEnd(p *proc.Proc, m map[string]float64) {
+	rss, th, _ := proc.Status(p.Pid())
 	g, _ := goroutines(m)
 	h.mu.Lock()
 	defer h.mu.Unlock()
