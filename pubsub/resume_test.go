@@ -157,36 +157,14 @@ func TestMemoryResumeSeamWhilePublishing(t *testing.T) {
 	for p := range publishers {
 		wg.Go(func() {
 			for i := range each {
-				publish(t, b, "t", ev("update", fmt.Sprintf("%d-%d", p, i)))
+				publish(t, b, "t", ev("update", pubsubtest.SeamPK(p, i)))
 			}
 		})
 	}
-	seen := map[string]bool{}
-	lastOf := map[int]int{}
-	var since string
-	for n := 0; n < publishers*each; n++ {
-		if n%37 == 36 { // resume every 37 events, wherever the publishers are
-			s.Close()
-			s = subscribeSince(t, b, "t", pubsub.Filter{}, since)
-			if !s.Start().Recovered {
-				t.Fatalf("resume from %q not recovered", since)
-			}
-		}
-		e := next(t, s)
-		if seen[e.PK] {
-			t.Fatalf("event %s delivered twice", e.PK)
-		}
-		seen[e.PK] = true
-		var p, i int
-		if _, err := fmt.Sscanf(e.PK, "%d-%d", &p, &i); err != nil {
-			t.Fatalf("unexpected event %+v", e)
-		}
-		if prev, ok := lastOf[p]; (ok && i != prev+1) || (!ok && i != 0) {
-			t.Fatalf("publisher %d: event %d after %d: a gap", p, i, prev)
-		}
-		lastOf[p] = i
-		since = e.Offset
-	}
+	// Resume every 37 events, wherever the publishers are.
+	s = pubsubtest.ResumeSeam(t, s, publishers*each, 37, func(_ int, since string) pubsub.Subscription {
+		return subscribeSince(t, b, "t", pubsub.Filter{}, since)
+	})
 	wg.Wait()
 	barrier(t, b, "t", s)
 }

@@ -2,7 +2,6 @@ package natsbroker_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -159,36 +158,13 @@ func TestResumeSeamWhilePublishing(t *testing.T) {
 	for p, br := range brokers {
 		wg.Go(func() {
 			for i := range each {
-				publish(t, br, "t", upd(fmt.Sprintf("%d-%d", p, i)))
+				publish(t, br, "t", upd(pubsubtest.SeamPK(p, i)))
 			}
 		})
 	}
-	seen := map[string]bool{}
-	lastOf := map[int]int{}
-	var since string
-	for n := 0; n < len(brokers)*each; n++ {
-		if n%23 == 22 {
-			s.Close()
-			s = subscribeSince(t, brokers[n%2], "t", pubsub.Filter{}, since)
-			if !s.Start().Recovered {
-				t.Fatalf("resume from %q not recovered", since)
-			}
-		}
-		e := next(t, s)
-		if seen[e.PK] {
-			t.Fatalf("event %s delivered twice", e.PK)
-		}
-		seen[e.PK] = true
-		var p, i int
-		if _, err := fmt.Sscanf(e.PK, "%d-%d", &p, &i); err != nil {
-			t.Fatalf("unexpected event %+v", e)
-		}
-		if prev, ok := lastOf[p]; (ok && i != prev+1) || (!ok && i != 0) {
-			t.Fatalf("publisher %d: event %d after %d: a gap", p, i, prev)
-		}
-		lastOf[p] = i
-		since = e.Offset
-	}
+	pubsubtest.ResumeSeam(t, s, len(brokers)*each, 23, func(k int, since string) pubsub.Subscription {
+		return subscribeSince(t, brokers[k%2], "t", pubsub.Filter{}, since)
+	})
 	wg.Wait()
 }
 

@@ -6,6 +6,7 @@ package pubsubtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -104,4 +105,42 @@ func Barrier(t testing.TB, b pubsub.Broker, topic string, s pubsub.Subscription)
 	case <-time.After(Timeout):
 		t.Fatal("the marker did not arrive within the timeout")
 	}
+}
+
+// SeamPK is the PK of publisher p's i-th event in a ResumeSeam test.
+func SeamPK(p, i int) string { return fmt.Sprintf("%d-%d", p, i) }
+
+// ResumeSeam receives n events from s whose PKs are SeamPK's. Every `every` events it closes
+// the subscription and resumes from the last offset seen with resume(k, since), k counting
+// the resumes from 0, and checks that the resume recovered. It fails on an event received
+// twice or out of its publisher's order (a gap), and returns the last subscription.
+func ResumeSeam(t testing.TB, s pubsub.Subscription, n, every int, resume func(k int, since string) pubsub.Subscription) pubsub.Subscription {
+	t.Helper()
+	seen := map[string]bool{}
+	lastOf := map[int]int{}
+	var since string
+	for got := 0; got < n; got++ {
+		if got%every == every-1 {
+			s.Close()
+			s = resume(got/every, since)
+			if !s.Start().Recovered {
+				t.Fatalf("resume from %q not recovered", since)
+			}
+		}
+		e := Next(t, s)
+		if seen[e.PK] {
+			t.Fatalf("event %s delivered twice", e.PK)
+		}
+		seen[e.PK] = true
+		var p, i int
+		if _, err := fmt.Sscanf(e.PK, "%d-%d", &p, &i); err != nil {
+			t.Fatalf("unexpected event %+v", e)
+		}
+		if prev, ok := lastOf[p]; (ok && i != prev+1) || (!ok && i != 0) {
+			t.Fatalf("publisher %d: event %d after %d: a gap", p, i, prev)
+		}
+		lastOf[p] = i
+		since = e.Offset
+	}
+	return s
 }
