@@ -206,6 +206,26 @@ func (l subSmallBufferListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
+// smallBufferServer serves the env's bridge on a second listener whose connections have small
+// kernel buffers on both sides (subSmallBufferListener, and a 4 KiB receive buffer on the
+// client's side), so that a client that stops reading backs the bridge up quickly. It returns
+// that server's WebSocket URL and a dialer for it.
+func (e *env) smallBufferServer() (string, websocket.Dialer) {
+	hs := httptest.NewUnstartedServer(e.bridge)
+	hs.Listener = subSmallBufferListener{hs.Listener}
+	hs.Start()
+	e.t.Cleanup(hs.Close)
+	d := subLightDialer
+	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4 << 10)
+		}
+		return c, err
+	}
+	return "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws", d
+}
+
 // TestSubscribeSlowConsumer: a subscriber that does not read is disconnected with 4008 when
 // its outbound queue overflows, and the other subscribers get every event regardless.
 func TestSubscribeSlowConsumer(t *testing.T) {
@@ -226,19 +246,7 @@ func TestSubscribeSlowConsumer(t *testing.T) {
 
 	// The slow client reaches the same bridge through a listener with small socket buffers
 	// and has a small receive buffer itself.
-	hs := httptest.NewUnstartedServer(e.bridge)
-	hs.Listener = subSmallBufferListener{hs.Listener}
-	hs.Start()
-	t.Cleanup(hs.Close)
-	slowURL := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
-	d := subLightDialer
-	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(4 << 10)
-		}
-		return c, err
-	}
+	slowURL, d := e.smallBufferServer()
 	ws, _, err := d.Dial(slowURL, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -3,9 +3,7 @@ package e2e_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strconv"
@@ -215,19 +213,7 @@ func TestStuckClientsHoldUpNoOne(t *testing.T) {
 
 	// The stuck clients reach the bridge through small socket buffers, as in
 	// TestSubscribeSlowConsumer, and never read after subscribing.
-	hs := httptest.NewUnstartedServer(e.bridge)
-	hs.Listener = subSmallBufferListener{hs.Listener}
-	hs.Start()
-	t.Cleanup(hs.Close)
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
-	d := subLightDialer
-	d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(4 << 10)
-		}
-		return c, err
-	}
+	url, d := e.smallBufferServer()
 	for i := range stuck {
 		ws, _, err := d.Dial(url, nil)
 		if err != nil {
