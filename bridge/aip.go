@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode"
 
@@ -520,18 +519,4 @@ func readCursor(r *request, pd pageDefaults) (pg page, token []byte, e *errorRep
 
 func isCursorKey(k []byte) bool {
 	return isPageKey(k) || keyIs(k, "page_token") || keyIs(k, "pageToken")
-}
-
-// appendCursorMeta is a cursor-paginated list's meta: the page size asked for, then the
-// response's scalars (next_page_token, total_size when the response has it).
-func appendCursorMeta(b []byte, a *action, resp fieldGetter, pg page, num bool) []byte {
-	b = append(b, `{"page_size":`...)
-	b = strconv.AppendInt(b, pg.size, 10)
-	for _, f := range a.meta {
-		b = append(b, ',')
-		b = appendJSONString(b, string(f.Name()))
-		b = append(b, ':')
-		b = appendScalar(b, f, resp.Get(f), num)
-	}
-	return append(b, '}')
 }

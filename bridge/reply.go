@@ -299,14 +299,17 @@ type fieldGetter interface {
 	Get(protoreflect.FieldDescriptor) protoreflect.Value
 }
 
-// appendMeta appends a list reply's meta: the page used and the response's other scalars.
+// appendMeta appends a list reply's meta: the page used and the response's other scalars. A
+// cursor-paginated list (aip.go) has no page number: its meta is the page size asked for,
+// then next_page_token and total_size when the response has them.
 func appendMeta(b []byte, a *action, resp fieldGetter, pg page, num bool) []byte {
-	if a.pageToken != nil {
-		return appendCursorMeta(b, a, resp, pg, num) // aip.go
+	b = append(b, '{')
+	if a.pageToken == nil {
+		b = append(b, `"page":`...)
+		b = strconv.AppendInt(b, pg.number, 10)
+		b = append(b, ',')
 	}
-	b = append(b, `{"page":`...)
-	b = strconv.AppendInt(b, pg.number, 10)
-	b = append(b, `,"page_size":`...)
+	b = append(b, `"page_size":`...)
 	b = strconv.AppendInt(b, pg.size, 10)
 	for _, f := range a.meta {
 		b = append(b, ',')
