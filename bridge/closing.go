@@ -36,22 +36,22 @@ func (c *conn) sendClose(code int, reason string) {
 		// No close frame can reach the client: it will see 1006. Say why.
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			c.logger().Warn("connection lost: the client read nothing for the write timeout; no close frame sent", "code", code, "write_timeout", c.srv.opts.writeTimeout, "remote", c.ws.RemoteAddr().String())
+			c.logger().Warn("connection lost: the client read nothing for the write timeout; no close frame sent", "code", code, "write_timeout", c.srv.opts.writeTimeout, "remote", c.nc.RemoteAddr().String())
 		} else {
-			c.logger().Info("connection lost: writing the close frame failed", "code", code, "err", err, "remote", c.ws.RemoteAddr().String())
+			c.logger().Info("connection lost: writing the close frame failed", "code", code, "err", err, "remote", c.nc.RemoteAddr().String())
 		}
 	}
-	_ = c.ws.SetReadDeadline(time.Now().Add(closeGrace))
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeGrace))
 }
 
 // closeSocket closes the network connection once the read loop has ended. After a close
 // frame it half-closes and discards input until the client's EOF or closeLinger, so that
 // the close frame is never lost to a reset.
 func (c *conn) closeSocket() {
-	nc := c.ws.NetConn()
+	nc := c.nc
 	hc, ok := nc.(interface{ CloseWrite() error })
 	if !c.closeSent.Load() || !ok {
-		_ = c.ws.Close()
+		_ = nc.Close()
 		return
 	}
 	linger := c.closeLinger()
@@ -60,8 +60,8 @@ func (c *conn) closeSocket() {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
 			// Closing now may still reset the connection if the client sends more.
-			c.logger().Info("close handshake cut short: the client did not close its end within the linger", "linger", linger, "remote", c.ws.RemoteAddr().String())
+			c.logger().Info("close handshake cut short: the client did not close its end within the linger", "linger", linger, "remote", c.nc.RemoteAddr().String())
 		}
 	}
-	_ = c.ws.Close()
+	_ = nc.Close()
 }

@@ -24,12 +24,13 @@ const (
 	CloseSlowConsumer = 4008
 )
 
-// conn is one WebSocket client: one reader (the handler goroutine), and a writer goroutine
-// that exists only while there is something to write, so an idle connection holds one
-// goroutine and no write buffer.
+// conn is one WebSocket client: one reader (the read loop's goroutine), and a writer that
+// runs only while there is something to write, so an idle connection holds one goroutine on
+// the smallest stack and no buffer.
 type conn struct {
 	srv    *Server
-	ws     *websocket.Conn
+	nc     net.Conn    // after gorilla's handshake, the bridge reads (wsread.go) and writes (writeRaw) frames itself
+	rd     frameReader // used by the read loop only
 	ctx    context.Context // cancelled when the connection ends; parent of every call it makes
 	cancel context.CancelFunc
 	sem    chan struct{} // in-flight request slots
@@ -102,46 +103,62 @@ func putBuf(b *[]byte) {
 	bufPool.Put(b)
 }
 
-func newConn(s *Server, ws *websocket.Conn) *conn {
-	c := &conn{srv: s, ws: ws, sem: make(chan struct{}, s.opts.maxInFlight)}
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{srv: s, nc: nc, rd: newFrameReader(nc), sem: make(chan struct{}, s.opts.maxInFlight)}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
-	ws.SetReadLimit(s.opts.maxFrameBytes)
 	c.limiter = s.newLimiter()
-	c.initKeepAlive()
+	c.extendRead() // guard.go: the idle deadline
 	return c
 }
 
-// serve runs the read loop until the connection ends, then tears everything down.
+// serve reads the connection's frames until the client has sent nothing more, then goes
+// on in a new goroutine that waits for input: a goroutine's stack never shrinks below a
+// quarter of its use, so the loop's stack, grown by the frames it handled, would stay with
+// an idle connection; a fresh goroutine waiting in rd.idle has the runtime's smallest one
+// (issue 11 §4, docs/benchmarks.md). Where the wait is not available the loop goes on here.
+// When the connection ends, serve tears it down and tells the Server.
 func (c *conn) serve() {
-	defer c.teardown()
 	for {
-		mt, r, err := c.ws.NextReader()
+		c.rd.idle() // wsread.go: no buffer and a small stack while the client sends nothing
+		if !c.readFrames() {
+			break
+		}
+		if c.rd.raw != nil {
+			go c.serve()
+			return
+		}
+	}
+	c.teardown()
+	c.srv.connEnded(c)
+}
+
+// readFrames handles the frames the client sent until none is left to read; false when the
+// connection ended.
+func (c *conn) readFrames() bool {
+	for {
+		res, err := c.readFrame() // wsread.go
 		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
+			var pe errProtocol
+			switch {
+			case errors.As(err, &pe):
+				c.closeWith(websocket.CloseProtocolError, string(pe))
+			case errors.Is(err, errTooBig):
 				c.closeWith(websocket.CloseMessageTooBig, "frame too big")
 			}
-			return
+			return false
 		}
-		if c.isClosing() {
-			continue // discard until the client's close frame arrives
+		if res != frameControl {
+			c.extendRead()
 		}
-		c.extendRead()
-		if mt != websocket.TextMessage {
-			c.closeWith(websocket.CloseUnsupportedData, "binary frames are not supported")
-			continue
-		}
-		in := inFramePool.Get().(*inFrame)
-		in.buf.Reset()
-		if _, err := in.buf.ReadFrom(r); err != nil {
-			in.release()
-			if errors.Is(err, websocket.ErrReadLimit) {
-				c.closeWith(websocket.CloseMessageTooBig, "frame too big")
-				continue
+		if res == frameText {
+			m := c.rd.msg
+			c.rd.msg = nil
+			if !c.dispatch(m) {
+				return false
 			}
-			return
 		}
-		if !c.dispatch(in) {
-			return
+		if c.rd.buffered() == 0 {
+			return true
 		}
 	}
 }
@@ -195,6 +212,7 @@ func (c *conn) teardown() {
 	c.mu.Unlock()
 	c.writer.Wait()
 	c.closeSocket() // closing.go: never loses the close frame to a reset
+	c.rd.release()
 	c.mu.Lock()
 	c.srv.metrics.queued.Add(-int64(c.queued)) // what no write took off
 	c.queued = 0
@@ -436,9 +454,9 @@ func (c *conn) writeLoop() {
 				// a timeout means a client that stopped reading for the whole write timeout.
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
-					c.logger().Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout, "remote", c.ws.RemoteAddr().String())
+					c.logger().Warn("connection lost: the client read nothing for the write timeout", "write_timeout", c.srv.opts.writeTimeout, "remote", c.nc.RemoteAddr().String())
 				} else if !errors.Is(err, websocket.ErrCloseSent) {
-					c.logger().Info("connection lost: write failed", "err", err, "remote", c.ws.RemoteAddr().String())
+					c.logger().Info("connection lost: write failed", "err", err, "remote", c.nc.RemoteAddr().String())
 				}
 				for k := j; k < len(batch); k++ {
 					batch[k].release()
@@ -450,7 +468,7 @@ func (c *conn) writeLoop() {
 				c.closeCode = 0
 				c.mu.Unlock()
 				c.cancel()
-				_ = c.ws.Close() // unblocks the reader
+				_ = c.nc.Close() // unblocks the reader
 				return
 			}
 			i = j
@@ -501,7 +519,7 @@ func (c *conn) writeLocked(b []byte, timeout time.Duration) error {
 	if c.writeDone {
 		return websocket.ErrCloseSent
 	}
-	nc := c.ws.NetConn()
+	nc := c.nc
 	want := time.Now().Add(timeout)
 	if want.Sub(c.wdeadline) > timeout/4 || c.wdeadline.After(want) {
 		if err := nc.SetWriteDeadline(want); err != nil {

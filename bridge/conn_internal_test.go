@@ -40,7 +40,7 @@ func TestWriteRawFrames(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		c := newConn(srv, ws)
+		c := newConn(srv, ws.NetConn())
 		// Queued under c.mu as the writer would find them: all of them go out in one batch.
 		c.mu.Lock()
 		for i, n := range sizes {

@@ -1,9 +1,7 @@
 package bridge
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -119,42 +117,6 @@ func (s *Server) newLimiter() *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(s.opts.security.rate), s.opts.security.burst)
 }
 
-// initKeepAlive arms a new connection's idle deadline and its pong and ping handlers.
-func (c *conn) initKeepAlive() {
-	// Once the connection is closing, frames read are discarded unanswered, so a pong would
-	// tell the client that frames it sent before the ping were read and will be answered.
-	// No pong then: the close frame follows.
-	c.ws.SetPingHandler(func(data string) error {
-		if c.isClosing() {
-			return nil
-		}
-		c.extendRead()
-		// The write timeout, as for any frame: a write that fails leaves the connection
-		// unable to write anything again (writeRaw, conn.go).
-		err := c.writeControl(websocket.PongMessage, []byte(data), c.srv.opts.writeTimeout)
-		var ne net.Error
-		if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) && ne.Timeout() {
-			return nil
-		}
-		return err
-	})
-	// gorilla's own close reply, through the connection's writer (writeRaw): nothing is
-	// written after it.
-	c.ws.SetCloseHandler(func(code int, _ string) error {
-		var msg []byte
-		if code != websocket.CloseNoStatusReceived {
-			msg = websocket.FormatCloseMessage(code, "")
-		}
-		_ = c.writeControl(websocket.CloseMessage, msg, time.Second)
-		return nil
-	})
-	if c.srv.opts.security.idleTimeout <= 0 {
-		return
-	}
-	c.extendRead()
-	c.ws.SetPongHandler(func(string) error { c.extendRead(); return nil })
-}
-
 // extendRead pushes the idle deadline back, unless the connection is closing: then the
 // close handshake's own deadline stands.
 func (c *conn) extendRead() {
@@ -165,7 +127,7 @@ func (c *conn) extendRead() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.closing {
-		_ = c.ws.SetReadDeadline(time.Now().Add(idle))
+		_ = c.nc.SetReadDeadline(time.Now().Add(idle))
 	}
 }
 

@@ -70,14 +70,10 @@ func New(opts ...Option) (*Server, error) {
 		}
 		s.backends = append(s.backends, &backendConn{cfg: b, conn: cc, sc: sc})
 	}
-	s.upgrader = websocket.Upgrader{
-		// 242 + gorilla's 14 bytes of header room: a 256-byte buffer, the most an idle
-		// connection holds; a larger frame is read through it (issue 11 §4).
-		ReadBufferSize:  242,
-		WriteBufferSize: 4096,
-		WriteBufferPool: &writeBufferPool,
-		// CheckOrigin and HandshakeTimeout: initSecurity.
-	}
+	// gorilla does the handshake only (its buffer sizes left 0, it reuses net/http's and
+	// allocates none); the connection's frames are read and written by the bridge.
+	// CheckOrigin and HandshakeTimeout: initSecurity.
+	s.upgrader = websocket.Upgrader{}
 	s.hub = newHub(s)
 	s.metrics = newMetrics(s)
 	s.metricsHandler = newMetricsHandler(s.metrics)
@@ -112,8 +108,6 @@ func New(opts ...Option) (*Server, error) {
 	go s.discoverLoop(s.ctx)
 	return s, nil
 }
-
-var writeBufferPool sync.Pool
 
 // ServeHTTP serves /ws, /healthz and /readyz.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -175,7 +169,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered the client
 	}
-	c := newConn(s, ws)
+	c := newConn(s, ws.NetConn())
 	c.initObs(r) // tracing.go: id, logger, handshake traceparent
 	c.setIdentity(hs)
 	s.mu.Lock()
@@ -193,19 +187,19 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// The read loop runs on a goroutine of its own so that this handler returns and
 	// net/http lets go of what it kept for the request (its 4 KiB read and write buffers
 	// among it): an idle connection then costs only the loop's small stack and the
-	// WebSocket's state.
-	admitted = false // released by the loop
-	go func() {
-		defer func() {
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.nconns.Add(-1)
-			s.mu.Unlock()
-			s.release()
-			s.connWG.Done()
-		}()
-		c.serve()
-	}()
+	// connection's state. serve ends with connEnded.
+	admitted = false // released by connEnded
+	go c.serve()
+}
+
+// connEnded forgets a connection whose read loop ended and gives its slot back.
+func (s *Server) connEnded(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.nconns.Add(-1)
+	s.mu.Unlock()
+	s.release()
+	s.connWG.Done()
 }
 
 // Shutdown stops the bridge. At once /readyz answers 503 and new handshakes get HTTP 503,
