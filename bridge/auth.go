@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -215,7 +216,9 @@ func (s *Server) authenticate(r *http.Request, hs *handshake, tok string) error 
 		return errAuth("the token expires within the expiry margin")
 	}
 	own := *id // the authenticator may share its identities; this one is the connection's
-	own.token = tok
+	if sec.forwardToken {
+		own.token = tok // for forwardMD; otherwise not kept, nor the header it is part of
+	}
 	hs.identity = &own
 	return nil
 }
@@ -253,6 +256,24 @@ func (s *Server) forwardMD(r *http.Request, id *Identity) metadata.MD {
 		return nil
 	}
 	return md
+}
+
+// mdPairs is md as key, value pairs, in key order.
+func mdPairs(md metadata.MD) []string {
+	if len(md) == 0 {
+		return nil
+	}
+	var n int
+	for _, vs := range md {
+		n += 2 * len(vs)
+	}
+	pairs := make([]string, 0, n)
+	for _, k := range slices.Sorted(maps.Keys(md)) {
+		for _, v := range md[k] {
+			pairs = append(pairs, k, v)
+		}
+	}
+	return pairs
 }
 
 // mdKey is md in a canonical form: connections with the same key send the same metadata,
@@ -326,25 +347,22 @@ func refuseHandshake(w http.ResponseWriter, status int, msg string) {
 	http.Error(w, msg, status)
 }
 
-// setIdentity applies the handshake to a new connection and arms its expiry timer.
+// setIdentity applies the handshake to a new connection and queues it to be closed when its
+// token expires (expiry.go).
 func (c *conn) setIdentity(hs *handshake) {
 	c.identity = hs.identity
-	c.md = hs.md
+	c.mdPairs = mdPairs(hs.md)
 	c.identityKey = hs.key
 	if id := hs.identity; id != nil && !id.Expires.IsZero() {
-		at := id.Expires.Add(-c.srv.opts.security.expiryMargin)
-		done := make(chan struct{})
-		c.expiryDone = done
-		c.expiry = time.AfterFunc(time.Until(at), func() {
-			defer close(done)
-			c.closeWith(CloseTokenExpired, "token expired")
-		})
+		c.expiresAt = id.Expires.Add(-c.srv.opts.security.expiryMargin).UnixNano()
+		c.srv.expiries.add(c)
 	}
 }
 
-// stopExpiry stops the expiry timer, waiting for it if it is closing the connection.
+// stopExpiry takes the connection out of the expiry queue, waiting for its 4001 if that
+// is under way.
 func (c *conn) stopExpiry() {
-	if c.expiry != nil && !c.expiry.Stop() {
-		<-c.expiryDone
+	if c.expiresAt != 0 {
+		c.srv.expiries.remove(c)
 	}
 }

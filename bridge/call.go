@@ -212,8 +212,8 @@ func (c *conn) call(res *resource, a *action, r *request) {
 	}
 	ctx, cancel := context.WithTimeout(r.callContext(c.ctx), c.srv.opts.callTimeout) // tracing.go
 	defer cancel()
-	if len(c.md) > 0 {
-		ctx = metadata.NewOutgoingContext(ctx, c.md)
+	if len(c.mdPairs) > 0 {
+		ctx = metadata.AppendToOutgoingContext(ctx, c.mdPairs...)
 	}
 	var err error
 	var resp *dynamicpb.Message

@@ -12,7 +12,6 @@ import (
 	"github.com/gorilla/websocket"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
-	"google.golang.org/grpc/metadata"
 )
 
 // Close codes the bridge sends, besides the standard ones (1001 going away, 1003 binary
@@ -29,8 +28,8 @@ const (
 // the smallest stack and no buffer.
 type conn struct {
 	srv    *Server
-	nc     net.Conn    // after gorilla's handshake, the bridge reads (wsread.go) and writes (writeRaw) frames itself
-	rd     frameReader // used by the read loop only
+	nc     net.Conn        // after gorilla's handshake, the bridge reads (wsread.go) and writes (writeRaw) frames itself
+	rd     frameReader     // used by the read loop only
 	ctx    context.Context // cancelled when the connection ends; parent of every call it makes
 	cancel context.CancelFunc
 	sem    chan struct{} // in-flight request slots
@@ -63,12 +62,12 @@ type conn struct {
 	writeDone bool      // a close frame went out, or a write failed: nothing may follow
 
 	// Set at the handshake, read-only afterwards.
-	md          metadata.MD // forwarded to the backends on every call
-	identityKey string      // separates shared upstreams of different identities
-	identity    *Identity   // nil: anonymous
+	mdPairs     []string  // key, value, …: the metadata forwarded on every call; pairs, not a map, to keep idle connections small
+	identityKey string    // separates shared upstreams of different identities
+	identity    *Identity // nil: anonymous
 	limiter     *rate.Limiter
-	expiry      *time.Timer   // closes the connection when its token expires
-	expiryDone  chan struct{} // closed when the expiry timer's function returns
+	expiresAt   int64 // Unix ns when the token expires (minus the margin); 0: never
+	expiryIdx   int   // in srv.expiries (expiry.go); -1 when not queued
 
 	// Set at the handshake too (tracing.go).
 	id          uint64             // in logs and spans: connID
@@ -104,7 +103,7 @@ func putBuf(b *[]byte) {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, rd: newFrameReader(nc), sem: make(chan struct{}, s.opts.maxInFlight)}
+	c := &conn{srv: s, nc: nc, rd: newFrameReader(nc), sem: make(chan struct{}, s.opts.maxInFlight), expiryIdx: -1}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.limiter = s.newLimiter()
 	c.extendRead() // guard.go: the idle deadline

@@ -1,4 +1,4 @@
-package bridge
+package bridge_test
 
 import (
 	"bytes"
@@ -13,6 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+
+	"github.com/wsbridge/wsbridge/bridge"
+	"github.com/wsbridge/wsbridge/bridge/jwtauth"
 	"github.com/wsbridge/wsbridge/examples/backend/polls"
 )
 
@@ -22,8 +30,8 @@ import (
 // The design target is under 10 KiB.
 func BenchmarkIdleConnection(b *testing.B) {
 	const n = 2000
-	srv, err := New(WithBackend(Backend{Target: "127.0.0.1:1"}), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		WithMaxConnections(2*n))
+	srv, err := bridge.New(bridge.WithBackend(bridge.Backend{Target: "127.0.0.1:1"}), bridge.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		bridge.WithMaxConnections(2*n))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,13 +76,20 @@ func BenchmarkIdleConnection(b *testing.B) {
 }
 
 // dialRaw does a WebSocket handshake by hand on a bare TCP connection.
-func dialRaw(b *testing.B, addr string) net.Conn {
+func dialRaw(b *testing.B, addr string) net.Conn { return dialRawToken(b, addr, "") }
+
+// dialRawToken is dialRaw with a bearer token, unless token is empty.
+func dialRawToken(b *testing.B, addr, token string) net.Conn {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}
+	auth := ""
+	if token != "" {
+		auth = "Authorization: Bearer " + token + "\r\n"
+	}
 	_, err = io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: "+addr+"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"+auth+"\r\n")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -95,8 +110,14 @@ func dialRaw(b *testing.B, addr string) net.Conn {
 
 // BenchmarkIdleSubscribedConnection is BenchmarkIdleConnection for connections that each
 // subscribed, all to the same updates of one question (one shared upstream), and got the
-// 200: the subscription's state is counted with the connection's (issue 11 §4).
+// 200: the subscription's state is counted with the connection's (issue 11 §4). In the
+// signed-in run every connection carries its own HS256 JWT, verified by package jwtauth.
 func BenchmarkIdleSubscribedConnection(b *testing.B) {
+	b.Run("anonymous", func(b *testing.B) { benchIdleSubscribed(b, false) })
+	b.Run("signed-in", func(b *testing.B) { benchIdleSubscribed(b, true) })
+}
+
+func benchIdleSubscribed(b *testing.B, signedIn bool) {
 	const n = 2000
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -110,8 +131,17 @@ func BenchmarkIdleSubscribedConnection(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer backend.Stop()
-	srv, err := New(WithBackend(Backend{Target: lis.Addr().String()}), WithLogger(quiet), WithDiscoveryRetry(100*time.Millisecond),
-		WithMaxConnections(2*n))
+	opts := []bridge.Option{bridge.WithBackend(bridge.Backend{Target: lis.Addr().String()}), bridge.WithLogger(quiet), bridge.WithDiscoveryRetry(100 * time.Millisecond),
+		bridge.WithMaxConnections(2 * n)}
+	secret := []byte("idle-benchmark-secret-of-32-bytes!")
+	if signedIn {
+		auth, err := jwtauth.New(ctx, jwtauth.Config{Secret: secret})
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts = append(opts, bridge.WithAuthenticator(auth))
+	}
+	srv, err := bridge.New(opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -134,8 +164,14 @@ func BenchmarkIdleSubscribedConnection(b *testing.B) {
 	sub := []byte(`{"stream":"questions","payload":{"action":"subscribe","pk":"1","data":{"action":"update"},"request_id":"s1"}}`)
 	frame := append([]byte{0x81, 0x80 | byte(len(sub)), 0, 0, 0, 0}, sub...)
 	reply := make([]byte, 4096)
+	users := 0
 	subscribe := func() net.Conn {
-		c := dialRaw(b, addr)
+		token := ""
+		if signedIn {
+			users++
+			token = hs256(secret, fmt.Sprintf("user-%d", users))
+		}
+		c := dialRawToken(b, addr, token)
 		if _, err := c.Write(frame); err != nil {
 			b.Fatal(err)
 		}
@@ -171,4 +207,14 @@ func BenchmarkIdleSubscribedConnection(b *testing.B) {
 	used := float64(after.HeapInuse+after.StackInuse) - float64(before.HeapInuse+before.StackInuse)
 	b.ReportMetric(used/n, "bytes/conn")
 	b.ReportMetric(float64(after.StackInuse-before.StackInuse)/n, "stack-bytes/conn")
+}
+
+// hs256 is a JWT for sub, valid for a day.
+func hs256(secret []byte, sub string) string {
+	enc := base64.RawURLEncoding
+	claims, _ := json.Marshal(map[string]any{"sub": sub, "exp": time.Now().Add(24 * time.Hour).Unix()})
+	msg := enc.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + enc.EncodeToString(claims)
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(msg))
+	return msg + "." + enc.EncodeToString(m.Sum(nil))
 }

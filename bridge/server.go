@@ -22,6 +22,7 @@ type Server struct {
 	upgrader websocket.Upgrader
 	mux      *http.ServeMux
 	hub      *hub
+	expiries expiryQueue  // closes connections whose token expired (expiry.go)
 	sec      security     // authentication and hardening state (security_option.go)
 	pages    pageDefaults // list paging, from the options
 
@@ -256,6 +257,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		t.Stop()
 	}
+	s.expiries.stop()
 	s.closeBackends()
 	return err
 }

@@ -189,7 +189,7 @@ func (h *hub) add(c *conn, res *resource, r *request, events eventSet, instance 
 	key := subKey{stream: res.stream, pk: f.pk, hasPK: f.hasPK, events: f.events, instance: instance}
 	var md metadata.MD // a shared upstream speaks for nobody: no subject, claims, token or headers
 	if h.perIdentity(res) {
-		key.identity, md = c.identityKey, c.md
+		key.identity, md = c.identityKey, metadata.Pairs(c.mdPairs...)
 	}
 
 	h.mu.Lock()

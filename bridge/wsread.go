@@ -167,9 +167,9 @@ var errTooBig = errors.New("message over the read limit")
 type frameResult int
 
 const (
-	frameControl  frameResult = iota // a control frame, handled, or a data frame that did not end a message
-	frameText                        // a whole text message is in in.buf
-	frameDiscarded                   // a whole data message was read and dropped
+	frameControl   frameResult = iota // a control frame, handled, or a data frame that did not end a message
+	frameText                         // a whole text message is in in.buf
+	frameDiscarded                    // a whole data message was read and dropped
 )
 
 // readFrame reads one frame. Text payload goes into rd.msg (taken from the pool when a

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -249,4 +250,36 @@ func TestRefusalsLogged(t *testing.T) {
 	if strings.Contains(logs.String(), secret) {
 		t.Fatal("the token was logged")
 	}
+}
+
+// TestTokenExpiryQueue: one timer serves every signed-in connection (bridge/expiry.go).
+// Connections expiring in a different order from the one they came in each get their 4001,
+// never before their token's exp; one that left early, from the middle of the queue, and
+// one whose token lasts keep theirs working.
+func TestTokenExpiryQueue(t *testing.T) {
+	k, _ := signingKeys(t)
+	cfg := k.jwtConfig()
+	cfg.Leeway = time.Minute
+	e, _ := newSpyEnv(t, withJWT(t, cfg))
+	// Expiries are whole seconds: exp + leeway is 3 to 7 s ahead, time enough for the
+	// handshakes on a loaded machine, and the order of arrival is not the order of expiry.
+	base := time.Now().Add(-time.Minute + 3*time.Second).Truncate(time.Second)
+	exps := []time.Time{base.Add(3 * time.Second), base.Add(time.Second), base.Add(4 * time.Second), base.Add(2 * time.Second)}
+	var clients []*client
+	for i, exp := range exps {
+		c := e.dialAs(k.hs256(t, claims(fmt.Sprintf("user-%d", i), jwt.MapClaims{"exp": exp.Unix()})), nil)
+		wantStatus(t, c.do("questions", map[string]any{"action": "list"}), 200)
+		clients = append(clients, c)
+	}
+	lasting := e.dialAs(k.hs256(t, claims("lasting", jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()})), nil)
+	clients[2].close() // leaves the middle of the queue
+	for _, i := range []int{1, 3, 0} {
+		if code := clients[i].closeCode(); code != bridge.CloseTokenExpired {
+			t.Fatalf("connection %d: close code %d, want 4001", i, code)
+		}
+		if now := time.Now(); now.Before(exps[i].Add(cfg.Leeway)) {
+			t.Fatalf("connection %d closed %s before exp + leeway", i, exps[i].Add(cfg.Leeway).Sub(now))
+		}
+	}
+	wantStatus(t, lasting.do("questions", map[string]any{"action": "list"}), 200)
 }
