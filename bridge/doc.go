@@ -8,8 +8,9 @@
 // Each step is one file; read them in this order:
 //
 //   - server.go: the handshake (origin, connection limit and credentials: guard.go, auth.go)
-//     makes a conn.
-//   - conn.go: the connection's read loop reads each frame into a pooled buffer.
+//     makes a conn; gorilla/websocket does the upgrade and nothing after it.
+//   - conn.go: the connection's read loop reads each frame into a pooled buffer, with the
+//     bridge's own frame reader (wsread.go), and waits for input on a fresh goroutine.
 //   - call.go: dispatch decodes the frame once (request.go, with the scanner of jsonscan.go)
 //     into a request that every later step reads; the rate limit (guard.go) and route follow:
 //     the stream's resource in the current catalog, its permission (permission.go), then
