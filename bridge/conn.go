@@ -103,7 +103,8 @@ func putBuf(b *[]byte) {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{srv: s, nc: nc, rd: newFrameReader(nc), sem: make(chan struct{}, s.opts.maxInFlight), expiryIdx: -1}
+	c := &conn{srv: s, nc: nc, sem: make(chan struct{}, s.opts.maxInFlight), expiryIdx: -1}
+	c.rd.init(nc)
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.limiter = s.newLimiter()
 	c.extendRead() // guard.go: the idle deadline

@@ -2,9 +2,7 @@
 
 package bridge
 
-import "syscall"
+// canReadWhenReady is false here: the read loop waits in its read.
+const canReadWhenReady = false
 
-const canWaitReadable = false
-
-// waitReadable is not used here: the read loop waits in its read.
-func waitReadable(syscall.RawConn) {}
+func readNonBlocking(int, []byte) (int, bool) { return 0, false }

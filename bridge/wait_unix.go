@@ -4,17 +4,24 @@ package bridge
 
 import "syscall"
 
-const canWaitReadable = true
+// canReadWhenReady: the read loop waits for input through syscall.RawConn.Read, whose wait
+// the runtime's poller parks a few frames deep, so an idle connection's goroutine needs no
+// more than the smallest stack (wsread.go).
+const canReadWhenReady = true
 
-// waitReadable blocks until the socket has input (or EOF, an error, a passed deadline or a
-// close) without reading it. The runtime's poller parks the goroutine a few frames deep, so
-// an idle connection's goroutine needs no more than the smallest stack.
-func waitReadable(raw syscall.RawConn) {
-	_ = raw.Read(func(fd uintptr) bool {
-		// The poller only reports new input, so look first: input that arrived before the
-		// wait began would otherwise wait for more.
-		var b [1]byte
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return err != syscall.EAGAIN
-	})
+// readNonBlocking reads from a non-blocking socket; again reports that it has nothing yet.
+func readNonBlocking(fd int, b []byte) (n int, again bool) {
+	for {
+		n, err := syscall.Read(fd, b)
+		switch err {
+		case nil:
+			return n, false
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, true
+		default:
+			return 0, false // the read that follows reports the error
+		}
+	}
 }

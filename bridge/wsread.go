@@ -16,14 +16,17 @@ import (
 // pooled frame a request is decoded from. gorilla does the handshake only; the bridge writes
 // its frames itself (writeRaw) and reads them here, so that an idle connection holds no read
 // buffer and waits for input on a shallow stack: its goroutine keeps the runtime's smallest
-// stack (waitReadable; issue 11 §4, docs/benchmarks.md).
+// stack (frameReader.idle; issue 11 §4, docs/benchmarks.md).
 
 // frameReader reads a connection's frames. Only the read loop uses it.
 type frameReader struct {
 	nc  net.Conn
-	raw syscall.RawConn // for waitReadable; nil when the connection has none (TLS)
-	buf *[]byte         // pooled; nil while nothing is buffered
-	r   int             // (*buf)[r:] is read from the network and not yet parsed
+	raw syscall.RawConn // for readWhenReady; nil when the connection has none (TLS)
+	// onReady is readWhenReady's callback, made once: a closure made per wait would be
+	// allocated per wait.
+	onReady func(fd uintptr) bool
+	buf     *[]byte // pooled; nil while nothing is buffered
+	r       int     // (*buf)[r:] is read from the network and not yet parsed
 	// The data message being read, across its frames: its opcode (0: none), its length and
 	// the text read so far (nil for a message that is dropped).
 	msgOp  int
@@ -37,14 +40,34 @@ const readBufSize = 4096
 
 var readBufPool = sync.Pool{New: func() any { b := make([]byte, 0, readBufSize); return &b }}
 
-func newFrameReader(nc net.Conn) frameReader {
-	f := frameReader{nc: nc}
-	if sc, ok := nc.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil && canWaitReadable {
+// init readies f, in place (onReady refers to f), to read nc.
+func (f *frameReader) init(nc net.Conn) {
+	f.nc = nc
+	if sc, ok := nc.(syscall.Conn); ok && canReadWhenReady {
+		if raw, err := sc.SyscallConn(); err == nil {
 			f.raw = raw
+			f.onReady = f.readReady
 		}
 	}
-	return f
+}
+
+// readReady reads what the socket holds into a pooled buffer, or reports false, holding
+// nothing, when it holds nothing yet (the poller then waits for input and calls it again).
+// EOF and errors end the wait too: the read that follows meets them again.
+func (f *frameReader) readReady(fd uintptr) bool {
+	b := readBufPool.Get().(*[]byte)
+	n, again := readNonBlocking(int(fd), (*b)[:cap(*b)])
+	if again {
+		readBufPool.Put(b)
+		return false
+	}
+	if n > 0 {
+		*b = (*b)[:n]
+		f.buf, f.r = b, 0
+	} else {
+		readBufPool.Put(b)
+	}
+	return true
 }
 
 // buffered is how many bytes were read from the network and not yet parsed.
@@ -56,8 +79,9 @@ func (f *frameReader) buffered() int {
 }
 
 // idle gives the read buffer back and waits until the network has input, on a shallow stack,
-// where there is nothing buffered. It returns at once on a closed connection or a passed
-// read deadline: the read that follows reports it.
+// where there is nothing buffered; the input is read as the wait ends (readReady). It
+// returns at once on a closed connection or a passed read deadline: the read that follows
+// reports it.
 func (f *frameReader) idle() {
 	if f.buffered() > 0 {
 		return
@@ -68,7 +92,7 @@ func (f *frameReader) idle() {
 		f.buf, f.r = nil, 0
 	}
 	if f.raw != nil {
-		waitReadable(f.raw)
+		_ = f.raw.Read(f.onReady)
 	}
 }
 
