@@ -297,9 +297,14 @@ func (e *encoder) merged(f *field, fo []occ, from int32) error {
 		}
 	}
 	if n > 1 {
+		// Each occurrence must be a message on its own, as proto.Unmarshal reads them: two
+		// cut halves of a field would join into one that parses.
 		one = nil
 		for _, o := range fo {
 			if o.seq > from {
+				if err := e.validate(f.msg, o.b); err != nil {
+					return err
+				}
 				one = append(one, o.b...)
 			}
 		}
