@@ -99,9 +99,9 @@ const bearerProtocol = "bearer."
 // handshake is what the bridge learned from an upgrade request.
 type handshake struct {
 	identity *Identity
-	md       metadata.MD
-	key      string // identityKey: md in canonical form
-	protocol string // subprotocol to answer; "" for none
+	md       []string // forwarded metadata as key, value pairs, in key order (mdPairs)
+	key      string   // identityKey: md in canonical form
+	protocol string   // subprotocol to answer; "" for none
 }
 
 // errAuth is a refused credential; its text goes to the log, never the token.
@@ -194,7 +194,7 @@ func (s *Server) handshake(r *http.Request) (*handshake, error) {
 			}
 		}
 	}
-	hs.md = s.forwardMD(r, hs.identity)
+	hs.md = mdPairs(s.forwardMD(r, hs.identity))
 	hs.key = mdKey(hs.md)
 	return hs, nil
 }
@@ -276,24 +276,21 @@ func mdPairs(md metadata.MD) []string {
 	return pairs
 }
 
-// mdKey is md in a canonical form: connections with the same key send the same metadata,
-// so they may share an upstream subscription.
-func mdKey(md metadata.MD) string {
-	if len(md) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(md))
-	for k := range md {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+// mdKey is md (pairs in key order, from mdPairs) in a canonical form: connections with the
+// same key send the same metadata, so they may share an upstream subscription.
+func mdKey(md []string) string {
 	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k)
-		for _, v := range md[k] {
-			b.WriteByte(0) // values are printable ASCII: 0 and 1 cannot occur in them
-			b.WriteString(v)
+	for i := 0; i < len(md); i += 2 {
+		if i == 0 || md[i] != md[i-2] {
+			if i > 0 {
+				b.WriteByte(1)
+			}
+			b.WriteString(md[i])
 		}
+		b.WriteByte(0) // values are printable ASCII: 0 and 1 cannot occur in them
+		b.WriteString(md[i+1])
+	}
+	if len(md) > 0 {
 		b.WriteByte(1)
 	}
 	return b.String()
@@ -351,7 +348,7 @@ func refuseHandshake(w http.ResponseWriter, status int, msg string) {
 // token expires (expiry.go).
 func (c *conn) setIdentity(hs *handshake) {
 	c.identity = hs.identity
-	c.mdPairs = mdPairs(hs.md)
+	c.mdPairs = hs.md
 	c.identityKey = hs.key
 	if id := hs.identity; id != nil && !id.Expires.IsZero() {
 		c.expiresAt = id.Expires.Add(-c.srv.opts.security.expiryMargin).UnixNano()
