@@ -67,6 +67,11 @@ func (q *expiryQueue) remove(c *conn) {
 		return
 	}
 	q.mu.Unlock()
+	q.waitFire()
+}
+
+// waitFire waits for a firing under way, if any.
+func (q *expiryQueue) waitFire() {
 	q.fireMu.Lock()
 	//lint:ignore SA2001 an empty critical section: waiting for fire to finish is the point
 	q.fireMu.Unlock()
@@ -80,9 +85,7 @@ func (q *expiryQueue) stop() {
 		q.timer.Stop()
 	}
 	q.mu.Unlock()
-	q.fireMu.Lock()
-	//lint:ignore SA2001 an empty critical section: waiting for fire to finish is the point
-	q.fireMu.Unlock()
+	q.waitFire()
 }
 
 // expiryHeap orders connections by expiresAt; each knows its index (expiryIdx, -1 when out).

@@ -21,8 +21,8 @@ import (
 // frameReader reads a connection's frames. Only the read loop uses it.
 type frameReader struct {
 	nc  net.Conn
-	raw syscall.RawConn // for readWhenReady; nil when the connection has none (TLS)
-	// onReady is readWhenReady's callback, made once: a closure made per wait would be
+	raw syscall.RawConn // for idle's wait; nil when the connection has none (TLS)
+	// onReady is f.readReady as a func value, made once: one made per wait would be
 	// allocated per wait.
 	onReady func(fd uintptr) bool
 	buf     *[]byte // pooled; nil while nothing is buffered
@@ -86,23 +86,24 @@ func (f *frameReader) idle() {
 	if f.buffered() > 0 {
 		return
 	}
-	if f.buf != nil {
-		*f.buf = (*f.buf)[:0]
-		readBufPool.Put(f.buf)
-		f.buf, f.r = nil, 0
-	}
+	f.putBuf()
 	if f.raw != nil {
 		_ = f.raw.Read(f.onReady)
 	}
 }
 
-// release gives the read buffer and a message read in part back for good.
-func (f *frameReader) release() {
+// putBuf gives the read buffer back to the pool, if f holds one.
+func (f *frameReader) putBuf() {
 	if f.buf != nil {
 		*f.buf = (*f.buf)[:0]
 		readBufPool.Put(f.buf)
-		f.buf = nil
+		f.buf, f.r = nil, 0
 	}
+}
+
+// release gives the read buffer and a message read in part back for good.
+func (f *frameReader) release() {
+	f.putBuf()
 	if f.msg != nil {
 		f.msg.release()
 		f.msg = nil
@@ -133,9 +134,10 @@ func (f *frameReader) need(n int) error {
 	return nil
 }
 
-// payload copies the next n bytes of the stream, unmasked, into dst (or drops them when dst
-// is nil). pos is the position in the mask at the payload's start.
-func (f *frameReader) payload(dst io.Writer, n int64, key [4]byte, pos int) error {
+// payload copies the next n bytes of the stream, a frame's payload masked with key, unmasked
+// into dst (or drops them when dst is nil).
+func (f *frameReader) payload(dst io.Writer, n int64, key [4]byte) error {
+	pos := 0 // in the mask
 	for n > 0 {
 		if f.buffered() == 0 {
 			if err := f.need(1); err != nil {
@@ -192,7 +194,7 @@ type frameResult int
 
 const (
 	frameControl   frameResult = iota // a control frame, handled, or a data frame that did not end a message
-	frameText                         // a whole text message is in in.buf
+	frameText                         // a whole text message is in rd.msg
 	frameDiscarded                    // a whole data message was read and dropped
 )
 
@@ -277,7 +279,7 @@ func (c *conn) readFrame() (frameResult, error) {
 		f.msg.buf.Grow(int(n))
 		dst = &f.msg.buf
 	}
-	if err := f.payload(dst, n, key, 0); err != nil {
+	if err := f.payload(dst, n, key); err != nil {
 		return 0, err
 	}
 	if !final {
