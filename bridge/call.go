@@ -113,14 +113,21 @@ func (w callWorkers) run(ctx context.Context, j callJob) {
 }
 
 func (w callWorkers) work(ctx context.Context, j callJob) {
+	// The timer is not reset after every call (a timer update each): when it fires, a
+	// worker that had a call meanwhile sets it again for the rest of callIdle.
 	idle := time.NewTimer(callIdle)
 	defer idle.Stop()
 	for {
 		j.run()
-		idle.Reset(callIdle)
+		last := time.Now()
+	wait:
 		select {
 		case j = <-w.jobs:
 		case <-idle.C:
+			if left := callIdle - time.Since(last); left > 0 {
+				idle.Reset(left)
+				goto wait
+			}
 			return
 		case <-ctx.Done():
 			return

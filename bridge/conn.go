@@ -418,8 +418,18 @@ func (c *conn) writeLoop() {
 	var batch []outFrame
 	buf := getBuf()
 	defer putBuf(buf)
+	yielded := false
 	for {
 		c.mu.Lock()
+		if !yielded && len(c.sem) > len(c.queue) {
+			// More backend calls of this connection are in flight than replies queued: let
+			// the goroutines that are ready run first, so that the replies of calls whose
+			// responses came in together go out in one write(2) rather than one each.
+			yielded = true
+			c.mu.Unlock()
+			runtime.Gosched()
+			c.mu.Lock()
+		}
 		if len(c.queue) == 0 || c.closing && c.closeCode == 0 {
 			c.writing = false
 			code, reason := c.closeCode, c.closeReason

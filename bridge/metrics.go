@@ -3,6 +3,7 @@ package bridge
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,33 @@ type metrics struct {
 	closes   *prometheus.CounterVec   // code
 	refusals *prometheus.CounterVec   // reason
 	queued   atomic.Int64             // bytes in every outbound queue (conn.send, writeLoop)
+
+	// Each label set's counter and histogram, looked up once: WithLabelValues hashes the
+	// labels and takes the vector's lock, on every request. The label sets are bounded by
+	// the catalog (unknownLabel for the rest) and the statuses.
+	reqCounters sync.Map // requestLabels → prometheus.Counter
+	reqLatency  sync.Map // [2]string{stream, action} → prometheus.Observer
+}
+
+type requestLabels struct {
+	stream, action string
+	status         int
+}
+
+// requestDone counts a request that ended with status after elapsed seconds.
+func (m *metrics) requestDone(stream, action string, status int, elapsed float64) {
+	k := requestLabels{stream, action, status}
+	c, ok := m.reqCounters.Load(k)
+	if !ok {
+		c, _ = m.reqCounters.LoadOrStore(k, m.requests.WithLabelValues(stream, action, statusLabel(status)))
+	}
+	c.(prometheus.Counter).Inc()
+	lk := [2]string{stream, action}
+	h, ok := m.reqLatency.Load(lk)
+	if !ok {
+		h, _ = m.reqLatency.LoadOrStore(lk, m.latency.WithLabelValues(stream, action))
+	}
+	h.(prometheus.Observer).Observe(elapsed)
 }
 
 func newMetrics(s *Server) *metrics {

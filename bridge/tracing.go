@@ -178,10 +178,8 @@ type subObs = atomic.Pointer[reqObs]
 // for a 5xx, which is the bridge's or the backend's failure rather than the client's.
 func (c *conn) finish(o *reqObs, requestID []byte, status int) {
 	o.done = true
-	m := c.srv.metrics
-	m.requests.WithLabelValues(o.stream, o.action, statusLabel(status)).Inc()
 	elapsed := time.Since(o.start)
-	m.latency.WithLabelValues(o.stream, o.action).Observe(elapsed.Seconds())
+	c.srv.metrics.requestDone(o.stream, o.action, status, elapsed.Seconds())
 	if o.span != nil {
 		o.span.SetAttributes(attribute.Int("wsbridge.response_status", status))
 		switch {
