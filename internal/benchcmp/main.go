@@ -341,6 +341,8 @@ type result struct {
 	// process), the proxy (bridge or gateway; none for gRPC and the backend's own REST)
 	// and the backend.
 	loadCPU, proxyCPU, backendCPU time.Duration
+	// The proxy's read and write system calls per successful request (/proc/PID/io).
+	proxyReads, proxyWrites float64
 }
 
 // sample is what one phase measured.
@@ -352,17 +354,22 @@ type sample struct {
 	cpu      cpuSample
 }
 
-// cpuSample is the CPU time of the processes over a phase.
-type cpuSample struct{ load, proxy, backend time.Duration }
+// cpuSample is the CPU time of the processes over a phase, and the proxy's read and write
+// system calls.
+type cpuSample struct {
+	load, proxy, backend    time.Duration
+	proxyReads, proxyWrites int64
+}
 
 func (a cpuSample) sub(b cpuSample) cpuSample {
-	return cpuSample{a.load - b.load, a.proxy - b.proxy, a.backend - b.backend}
+	return cpuSample{a.load - b.load, a.proxy - b.proxy, a.backend - b.backend, a.proxyReads - b.proxyReads, a.proxyWrites - b.proxyWrites}
 }
 
 func readCPU(e *env, proxy int) cpuSample {
 	s := cpuSample{load: cpuOf(0), backend: cpuOf(e.backend.Pid())}
 	if proxy != 0 {
 		s.proxy = cpuOf(proxy)
+		s.proxyReads, s.proxyWrites, _ = proc.Syscalls(proxy)
 	}
 	return s
 }
@@ -377,6 +384,8 @@ func (s *sample) add(o sample) {
 	s.cpu.load += o.cpu.load
 	s.cpu.proxy += o.cpu.proxy
 	s.cpu.backend += o.cpu.backend
+	s.cpu.proxyReads += o.cpu.proxyReads
+	s.cpu.proxyWrites += o.cpu.proxyWrites
 }
 
 func (s *sample) result() result {
@@ -387,6 +396,7 @@ func (s *sample) result() result {
 	if r.ok > 0 {
 		n := time.Duration(r.ok)
 		r.loadCPU, r.proxyCPU, r.backendCPU = s.cpu.load/n, s.cpu.proxy/n, s.cpu.backend/n
+		r.proxyReads, r.proxyWrites = float64(s.cpu.proxyReads)/float64(r.ok), float64(s.cpu.proxyWrites)/float64(r.ok)
 	}
 	slices.Sort(s.lat)
 	r.p50, r.p99 = percentile(s.lat, 0.50), percentile(s.lat, 0.99)
@@ -462,14 +472,15 @@ func printHeader(out io.Writer, c *config) {
 }
 
 func printTable(out io.Writer, results []result) {
-	rows := [][]string{{"transport", "call", "requests/s", "p50", "p99", "errors", "proxy CPU/req", "backend CPU/req", "load CPU/req"}}
+	rows := [][]string{{"transport", "call", "requests/s", "p50", "p99", "errors", "proxy CPU/req", "proxy syscalls/req", "backend CPU/req", "load CPU/req"}}
 	for _, r := range results {
-		proxy := "-"
+		proxy, sys := "-", "-"
 		if r.hasProxy {
 			proxy = fmtDur(r.proxyCPU)
+			sys = fmt.Sprintf("%.2fr+%.2fw", r.proxyReads, r.proxyWrites)
 		}
 		rows = append(rows, []string{transportNames[r.transport], r.call, fmt.Sprintf("%.0f", r.rps), fmtDur(r.p50), fmtDur(r.p99), fmt.Sprint(r.errors),
-			proxy, fmtDur(r.backendCPU), fmtDur(r.loadCPU)})
+			proxy, sys, fmtDur(r.backendCPU), fmtDur(r.loadCPU)})
 	}
 	printColumns(out, rows, 2) // text columns left, numbers right
 	for _, r := range results {
@@ -569,15 +580,18 @@ func printRatios(out io.Writer, c *config, results []result) {
 
 // jsonRow is one row of -json.
 type jsonRow struct {
-	Transport  string   `json:"transport"`
-	Call       string   `json:"call"`
-	RPS        float64  `json:"rps"`
-	P50        float64  `json:"p50_ms"`
-	P99        float64  `json:"p99_ms"`
-	Errors     int      `json:"errors"`
-	ProxyCPU   *float64 `json:"proxy_cpu_us"` // null without a proxy process
-	BackendCPU float64  `json:"backend_cpu_us"`
-	LoadCPU    float64  `json:"load_cpu_us"`
+	Transport string   `json:"transport"`
+	Call      string   `json:"call"`
+	RPS       float64  `json:"rps"`
+	P50       float64  `json:"p50_ms"`
+	P99       float64  `json:"p99_ms"`
+	Errors    int      `json:"errors"`
+	ProxyCPU  *float64 `json:"proxy_cpu_us"` // null without a proxy process
+	// The proxy's read and write system calls per request; null without a proxy process.
+	ProxyReads  *float64 `json:"proxy_reads_per_req"`
+	ProxyWrites *float64 `json:"proxy_writes_per_req"`
+	BackendCPU  float64  `json:"backend_cpu_us"`
+	LoadCPU     float64  `json:"load_cpu_us"`
 }
 
 func printJSON(out io.Writer, results []result) {
@@ -588,8 +602,8 @@ func printJSON(out io.Writer, results []result) {
 		j := jsonRow{Transport: r.transport, Call: r.call, RPS: r.rps, P50: ms(r.p50), P99: ms(r.p99), Errors: r.errors,
 			BackendCPU: us(r.backendCPU), LoadCPU: us(r.loadCPU)}
 		if r.hasProxy {
-			v := us(r.proxyCPU)
-			j.ProxyCPU = &v
+			v, rd, wr := us(r.proxyCPU), r.proxyReads, r.proxyWrites
+			j.ProxyCPU, j.ProxyReads, j.ProxyWrites = &v, &rd, &wr
 		}
 		_ = enc.Encode(j)
 	}

@@ -35,7 +35,7 @@ func TestRunSmall(t *testing.T) {
 		for _, call := range allCalls {
 			found := false
 			for _, line := range strings.Split(out.String(), "\n") {
-				if f := strings.Fields(strings.TrimPrefix(line, name)); strings.HasPrefix(line, name) && len(f) == 8 && f[0] == call {
+				if f := strings.Fields(strings.TrimPrefix(line, name)); strings.HasPrefix(line, name) && len(f) == 9 && f[0] == call {
 					found = true
 					if f[4] != "0" {
 						t.Errorf("%s %s: %s errors", name, call, f[4])
@@ -54,7 +54,7 @@ func TestRunSmall(t *testing.T) {
 	}
 }
 
-// TestRunJSON checks -json: one object per row, proxy_cpu_us null exactly where no
+// TestRunJSON checks -json: one object per row, the proxy's figures null exactly where no
 // proxy process stands between client and backend.
 func TestRunJSON(t *testing.T) {
 	if testing.Short() {
@@ -80,8 +80,15 @@ func TestRunJSON(t *testing.T) {
 			}
 		}
 		proxied := r["transport"] == "ws" || r["transport"] == "rest-proxy"
-		if _, isNum := r["proxy_cpu_us"].(float64); isNum != proxied {
-			t.Errorf("%s: proxy_cpu_us %v", line, r["proxy_cpu_us"])
+		for _, k := range []string{"proxy_cpu_us", "proxy_reads_per_req", "proxy_writes_per_req"} {
+			if _, isNum := r[k].(float64); isNum != proxied {
+				t.Errorf("%s: %s %v", line, k, r[k])
+			}
+		}
+		// Every request through a proxy is written to it and read from it at least once,
+		// so its writes are never none.
+		if w, _ := r["proxy_writes_per_req"].(float64); proxied && w <= 0 {
+			t.Errorf("%s: the proxy made no writes", line)
 		}
 		if r["errors"] != 0.0 || r["rps"] == 0.0 {
 			t.Errorf("%s: errors or no requests", line)

@@ -50,6 +50,41 @@ func ParseStatCPU(b []byte) (time.Duration, error) {
 	return time.Duration(ut+st) * clockTick, nil
 }
 
+// Syscalls is how many read and write system calls a process has made, from /proc/PID/io
+// (syscr, syscw; every call of the read and write families, files and sockets alike).
+func Syscalls(pid int) (reads, writes int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	return ParseIOSyscalls(b)
+}
+
+// ParseIOSyscalls reads syscr and syscw of a /proc/PID/io file.
+func ParseIOSyscalls(b []byte) (reads, writes int64, err error) {
+	found := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || k != "syscr" && k != "syscw" {
+			continue
+		}
+		n, perr := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if perr != nil {
+			return 0, 0, fmt.Errorf("malformed /proc io line %q", line)
+		}
+		if k == "syscr" {
+			reads = n
+		} else {
+			writes = n
+		}
+		found++
+	}
+	if found != 2 {
+		return 0, 0, fmt.Errorf("no syscr and syscw in /proc io: %.80q", b)
+	}
+	return reads, writes, nil
+}
+
 // Status reads VmRSS (in KiB) and Threads from /proc/PID/status. A process without
 // VmRSS (a zombie) is an error; threads is still read.
 func Status(pid int) (rssKiB, threads int64, err error) {

@@ -182,6 +182,21 @@ func TestParseStatCPU(t *testing.T) {
 	}
 }
 
+func TestParseIOSyscalls(t *testing.T) {
+	io := []byte("rchar: 100\nwchar: 200\nsyscr: 7\nsyscw: 9\nread_bytes: 0\n")
+	if r, w, err := ParseIOSyscalls(io); err != nil || r != 7 || w != 9 {
+		t.Errorf("ParseIOSyscalls = %d, %d, %v; want 7, 9", r, w, err)
+	}
+	for _, bad := range []string{"rchar: 1\n", "syscr: x\nsyscw: 1\n"} {
+		if _, _, err := ParseIOSyscalls([]byte(bad)); err == nil {
+			t.Errorf("ParseIOSyscalls(%q) succeeded", bad)
+		}
+	}
+	if _, w, err := Syscalls(os.Getpid()); err != nil || w < 0 {
+		t.Errorf("Syscalls(self) = %d writes, %v", w, err)
+	}
+}
+
 func TestParseMetrics(t *testing.T) {
 	m := parseMetrics([]byte("# HELP x\n# TYPE x gauge\nwsbridge_connections 3\ngo_goroutines 12.5\nbad\nx{a=\"b\"} 1\n"))
 	if m["wsbridge_connections"] != 3 || m["go_goroutines"] != 12.5 || m[`x{a="b"}`] != 1 || len(m) != 3 {
