@@ -38,7 +38,7 @@ type conn struct {
 	// waits, and a WaitGroup forbids Add racing Wait. Once reqsStopped is set no request
 	// starts: the read loop answers 503 itself.
 	reqMu       sync.Mutex
-	reqs        int
+	reqs        atomic.Int32 // changed under reqMu; the writer reads it without (writeLoop)
 	reqsStopped bool
 	reqsIdle    chan struct{} // closed when reqs drops to 0 after reqsStopped
 
@@ -170,15 +170,14 @@ func (c *conn) startReq() bool {
 	if c.reqsStopped {
 		return false
 	}
-	c.reqs++
+	c.reqs.Add(1)
 	return true
 }
 
 func (c *conn) endReq() {
 	c.reqMu.Lock()
 	defer c.reqMu.Unlock()
-	c.reqs--
-	if c.reqs == 0 && c.reqsIdle != nil {
+	if c.reqs.Add(-1) == 0 && c.reqsIdle != nil {
 		close(c.reqsIdle)
 		c.reqsIdle = nil
 	}
@@ -192,7 +191,7 @@ func (c *conn) stopReqs() <-chan struct{} {
 	c.reqMu.Lock()
 	defer c.reqMu.Unlock()
 	c.reqsStopped = true
-	if c.reqs == 0 {
+	if c.reqs.Load() == 0 {
 		return closedChan
 	}
 	if c.reqsIdle == nil {
@@ -231,9 +230,7 @@ func (c *conn) drain(ctx context.Context) int {
 	case <-c.stopReqs():
 		return 0
 	case <-ctx.Done():
-		c.reqMu.Lock()
-		defer c.reqMu.Unlock()
-		return c.reqs
+		return int(c.reqs.Load())
 	}
 }
 
@@ -335,29 +332,30 @@ type writerPool struct {
 	ready    []*conn // connections waiting for a writer, from head on
 	head     int
 	workers  int
-	watching bool         // a stall check is armed (check)
-	progress atomic.Int64 // nanotime of the last worker start or finished connection
+	watching bool   // a stall check is armed (check)
+	finished uint64 // connections written, ever: what check measures progress by
+	seen     uint64 // finished when check last looked
 }
 
 // A write blocks only on a client whose TCP buffers are full. So that such clients hold up
 // no one, one more worker starts whenever connections wait and no worker has finished one
-// for writerStall, however many there are.
+// for writerStall (checked every writerStall), however many there are.
 const writerStall = 20 * time.Millisecond
 
 func maxWriters() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
 
-// start queues c, whose writing flag its caller just set, for a worker.
+// start queues c, whose writing flag its caller just set, for a worker. It reads no clock:
+// a fan-out calls it once per subscriber.
 func (p *writerPool) start(c *conn) {
-	now := time.Now().UnixNano()
 	p.mu.Lock()
 	p.ready = append(p.ready, c)
-	spawn := p.workers < maxWriters() || now-p.progress.Load() > int64(writerStall)
+	spawn := p.workers < maxWriters()
 	if spawn {
 		p.workers++
-		p.progress.Store(now)
 	} else if !p.watching {
 		// Every worker is busy: if they all turn out stuck, check starts one more.
 		p.watching = true
+		p.seen = p.finished
 		time.AfterFunc(writerStall, p.check)
 	}
 	p.mu.Unlock()
@@ -367,18 +365,17 @@ func (p *writerPool) start(c *conn) {
 }
 
 // check runs every writerStall while connections wait with every worker busy, and starts a
-// worker when none made progress meanwhile.
+// worker when none finished a connection meanwhile.
 func (p *writerPool) check() {
-	now := time.Now().UnixNano()
 	p.mu.Lock()
 	p.watching = false
 	spawn := false
 	if p.head < len(p.ready) {
-		if now-p.progress.Load() > int64(writerStall) {
+		if p.finished == p.seen {
 			spawn = true
 			p.workers++
-			p.progress.Store(now)
 		}
+		p.seen = p.finished
 		p.watching = true
 		time.AfterFunc(writerStall, p.check)
 	}
@@ -390,8 +387,11 @@ func (p *writerPool) check() {
 
 // work writes waiting connections until none is left.
 func (p *writerPool) work() {
-	for {
+	for wrote := false; ; wrote = true {
 		p.mu.Lock()
+		if wrote {
+			p.finished++
+		}
 		if p.head == len(p.ready) {
 			p.ready, p.head = p.ready[:0], 0
 			p.workers--
@@ -408,7 +408,6 @@ func (p *writerPool) work() {
 		}
 		p.mu.Unlock()
 		c.writeLoop()
-		p.progress.Store(time.Now().UnixNano())
 	}
 }
 
@@ -421,7 +420,7 @@ func (c *conn) writeLoop() {
 	yielded := false
 	for {
 		c.mu.Lock()
-		if !yielded && len(c.sem) > len(c.queue) {
+		if !yielded && int(c.reqs.Load()) > len(c.queue) {
 			// More backend calls of this connection are in flight than replies queued: let
 			// the goroutines that are ready run first, so that the replies of calls whose
 			// responses came in together go out in one write(2) rather than one each.
@@ -528,6 +527,16 @@ func (c *conn) writeRaw(b []byte, timeout time.Duration) error {
 func (c *conn) writeLocked(b []byte, timeout time.Duration) error {
 	if c.writeDone {
 		return websocket.ErrCloseSent
+	}
+	if raw := c.rd.raw; raw != nil {
+		// First without waiting: a client that keeps up has room for the frames in its
+		// socket buffer, and such a write needs no deadline, no poller and no clock (the
+		// fan-out makes one per subscriber). What does not fit now goes the ordinary way.
+		n := 0
+		_ = raw.Control(func(fd uintptr) { n = writeNonBlocking(int(fd), b) })
+		if b = b[n:]; len(b) == 0 {
+			return nil
+		}
 	}
 	nc := c.nc
 	want := time.Now().Add(timeout)

@@ -6,3 +6,5 @@ package bridge
 const canReadWhenReady = false
 
 func readNonBlocking(int, []byte) (int, bool) { return 0, false }
+
+func writeNonBlocking(int, []byte) int { return 0 }

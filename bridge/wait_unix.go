@@ -25,3 +25,19 @@ func readNonBlocking(fd int, b []byte) (n int, again bool) {
 		}
 	}
 }
+
+// writeNonBlocking writes as much of b as a non-blocking socket takes now, without waiting.
+func writeNonBlocking(fd int, b []byte) int {
+	n := 0
+	for n < len(b) {
+		m, err := syscall.Write(fd, b[n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || m <= 0 {
+			break // EAGAIN, or an error the write that follows reports
+		}
+		n += m
+	}
+	return n
+}

@@ -18,10 +18,11 @@ import (
 // buffer and waits for input on a shallow stack: its goroutine keeps the runtime's smallest
 // stack (frameReader.idle; issue 11 §4, docs/benchmarks.md).
 
-// frameReader reads a connection's frames. Only the read loop uses it.
+// frameReader reads a connection's frames. Only the read loop uses it (raw, set before, is
+// read-only).
 type frameReader struct {
 	nc  net.Conn
-	raw syscall.RawConn // for idle's wait; nil when the connection has none (TLS)
+	raw syscall.RawConn // for idle's wait, and writeLocked's first try; nil when the connection has none (TLS)
 	// onReady is f.readReady as a func value, made once: one made per wait would be
 	// allocated per wait.
 	onReady func(fd uintptr) bool
