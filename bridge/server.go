@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -206,8 +207,11 @@ func (s *Server) connEnded(c *conn) {
 // Shutdown stops the bridge. At once /readyz answers 503 and new handshakes get HTTP 503,
 // and every request a client sends from then on is answered 503 ["The bridge is shutting
 // down."]; requests in flight finish (until ctx ends: then they are cancelled, unanswered,
-// and Shutdown logs how many); then every connection is closed with 1001 (going away) and
-// the backends are closed. Shutdown needs no help from the http.Server: keep it serving
+// and Shutdown logs how many and returns ctx's error); then every connection is closed with
+// 1001 (going away) and the backends are closed. A client has the close handshake's grace
+// (1 s) plus the write timeout to take its close frame and answer; a connection still open
+// then is closed without more waiting, so Shutdown returns at most that long after the
+// requests ended or ctx did. Shutdown needs no help from the http.Server: keep it serving
 // until Shutdown returns, and close its listener after, so that a reconnecting client meets
 // a clear 503 rather than a refused TCP connection.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -219,47 +223,66 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
-	var wg sync.WaitGroup
+	var drained, closed sync.WaitGroup
 	var abandoned atomic.Int64
 	for _, c := range conns {
-		wg.Add(1)
+		drained.Add(1)
+		closed.Add(1)
 		go func() {
-			defer wg.Done()
+			defer closed.Done()
 			// Subscriptions still waiting for their backend are answered 503 now rather
 			// than confirmed just before the close.
 			s.hub.endConn(c, errShuttingDown)
 			abandoned.Add(int64(c.drain(ctx)))
+			drained.Done()
 			c.closeAfterFlush(websocket.CloseGoingAway, "server shutting down")
 		}()
 	}
-	wg.Wait()
+	drained.Wait()
+	var err error
 	if n := abandoned.Load(); n > 0 {
 		s.opts.logger.Warn("shutdown: drain timed out; cancelling the requests still in flight", "requests", n)
 	}
+	if ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	// From here every connection is sent what it has queued and its close frame. A client
+	// that reads is done within the grace; one that has read nothing for the write timeout is
+	// gone, so whatever is still open then is closed (closeOpenConns), which ends its
+	// writer, its read loop and its linger at once.
+	limit := time.AfterFunc(closeGrace+s.opts.writeTimeout, s.closeOpenConns)
+	defer limit.Stop()
+	closed.Wait()
 	s.cancel()
 	s.hub.close()
 	s.sec.bg.Wait()
-
-	done := make(chan struct{})
-	go func() { s.connWG.Wait(); <-s.loopDone; close(done) }()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-		// Every connection has been sent its close frame and its work cancelled, so each
-		// ends within the close handshake's grace or a write timeout; wait that long.
-		t := time.NewTimer(closeGrace + 2*s.opts.writeTimeout) // close frame, grace, linger
-		select {
-		case <-done:
-		case <-t.C:
-			s.opts.logger.Warn("shutdown: connections still open after the drain timeout")
-		}
-		t.Stop()
-	}
+	s.connWG.Wait()
+	<-s.loopDone
 	s.expiries.stop()
 	s.closeBackends()
 	return err
+}
+
+// closeOpenConns closes the network connection of every connection still open: the end of
+// Shutdown's wait for close handshakes.
+func (s *Server) closeOpenConns() {
+	s.mu.Lock()
+	open := make([]net.Conn, 0, len(s.conns))
+	for c := range s.conns {
+		open = append(open, c.nc)
+	}
+	s.mu.Unlock()
+	if len(open) > 0 {
+		s.opts.logger.Warn("shutdown: closing the connections whose close handshake did not end within the grace and the write timeout", "connections", len(open), "grace", closeGrace, "write_timeout", s.opts.writeTimeout)
+	}
+	for _, nc := range open {
+		// Under TLS, the socket itself: tls.Conn.Close would first write an alert, which
+		// waits on a client that reads nothing.
+		if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
+			nc = tc.NetConn()
+		}
+		_ = nc.Close()
+	}
 }
 
 func (s *Server) closeBackends() {
