@@ -46,6 +46,7 @@ type conn struct {
 	queue   []outFrame
 	queued  int // bytes in queue
 	writing bool
+	held    bool // writing, but waiting in the writer pool's held list (WithWriteDelay)
 	closing bool
 	// closeSent: a close frame went out; closeSocket lingers (closing.go).
 	closeSent atomic.Bool
@@ -208,6 +209,7 @@ func (c *conn) teardown() {
 	<-c.stopReqs() // every call ends soon: c.ctx is cancelled
 	c.mu.Lock()
 	c.closing = true
+	c.releaseHold()
 	c.mu.Unlock()
 	c.writer.Wait()
 	c.closeSocket() // closing.go: never loses the close frame to a reset
@@ -260,6 +262,7 @@ func (c *conn) closeAfterFlush(code int, reason string) {
 	c.closing = true
 	if c.writing {
 		c.closeCode, c.closeReason = code, reason
+		c.releaseHold()
 		c.mu.Unlock()
 		c.cancel()
 		return
@@ -296,7 +299,13 @@ func (c *conn) markClosing() bool {
 
 // send queues a frame for the client. A client whose queue is over the byte limit is
 // disconnected as a slow consumer: it never holds up the caller.
-func (c *conn) send(f outFrame) {
+func (c *conn) send(f outFrame) { c.queueFrame(f, false) }
+
+// sendEvent is send for an event of a subscription: with WithWriteDelay, it may wait for
+// the events that follow it.
+func (c *conn) sendEvent(f outFrame) { c.queueFrame(f, c.srv.opts.writeDelay > 0) }
+
+func (c *conn) queueFrame(f outFrame, hold bool) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -315,12 +324,28 @@ func (c *conn) send(f outFrame) {
 	c.queue = append(c.queue, f)
 	c.queued += n
 	c.srv.metrics.queued.Add(int64(n))
-	if !c.writing {
+	switch {
+	case !c.writing && hold:
+		c.writing, c.held = true, true
+		c.writer.Add(1)
+		c.srv.hub.writers.hold(c, c.srv.opts.writeDelay)
+	case !c.writing:
 		c.writing = true
 		c.writer.Add(1)
 		c.srv.hub.writers.start(c)
+	case !hold:
+		c.releaseHold() // a reply is never held: what is held goes now, with it
 	}
 	c.mu.Unlock()
+}
+
+// releaseHold hands a connection whose events wait out the write delay to a writer now.
+// Caller holds c.mu.
+func (c *conn) releaseHold() {
+	if c.held {
+		c.held = false
+		c.srv.hub.writers.start(c)
+	}
 }
 
 // writerPool writes the connections that have frames queued, on a few goroutines shared by
@@ -335,6 +360,11 @@ type writerPool struct {
 	watching bool   // a stall check is armed (check)
 	finished uint64 // connections written, ever: what check measures progress by
 	seen     uint64 // finished when check last looked
+
+	// Connections whose events wait out the write delay (WithWriteDelay), all released
+	// together by one timer: a fan-out holds thousands at once.
+	held      []*conn
+	holdTimer bool // releaseHeld is due
 }
 
 // A write blocks only on a client whose TCP buffers are full. So that such clients hold up
@@ -361,6 +391,33 @@ func (p *writerPool) start(c *conn) {
 	p.mu.Unlock()
 	if spawn {
 		go p.work()
+	}
+}
+
+// hold queues c, whose writing and held flags its caller just set, for a worker once d has
+// passed. Caller holds c.mu.
+func (p *writerPool) hold(c *conn, d time.Duration) {
+	p.mu.Lock()
+	p.held = append(p.held, c)
+	if !p.holdTimer {
+		p.holdTimer = true
+		time.AfterFunc(d, p.releaseHeld)
+	}
+	p.mu.Unlock()
+}
+
+// releaseHeld hands the held connections to workers, but those a reply has already started
+// (queueFrame).
+func (p *writerPool) releaseHeld() {
+	p.mu.Lock()
+	held := p.held
+	p.held, p.holdTimer = nil, false
+	p.mu.Unlock()
+	for i, c := range held {
+		c.mu.Lock()
+		c.releaseHold()
+		c.mu.Unlock()
+		held[i] = nil
 	}
 }
 

@@ -44,6 +44,7 @@ type options struct {
 	maxInFlight    int
 	queueBytes     int
 	writeTimeout   time.Duration
+	writeDelay     time.Duration // WithWriteDelay; 0: events are written at once
 	maxFrameBytes  int64
 	maxSubs        int
 	discoveryRetry time.Duration
@@ -127,6 +128,10 @@ func (o *options) validate() error {
 		return optionErr("WithOutboundQueue", "", "must be at least 1024 bytes, got %d", o.queueBytes)
 	case o.writeTimeout <= 0:
 		return optionErr("WithWriteTimeout", "", "must be positive, got %s", o.writeTimeout)
+	case o.writeDelay < 0:
+		return optionErr("WithWriteDelay", "", "must not be negative, got %s", o.writeDelay)
+	case o.writeDelay >= o.writeTimeout:
+		return optionErr("WithWriteDelay", "", "must be shorter than the write timeout %s, got %s", o.writeTimeout, o.writeDelay)
 	case o.maxFrameBytes < 256:
 		return optionErr("WithMaxFrameSize", "", "must be at least 256 bytes, got %d", o.maxFrameBytes)
 	case o.maxSubs < 0:
@@ -202,6 +207,17 @@ func WithOutboundQueue(bytes int) Option {
 // long is disconnected. Default 10s; must be positive.
 func WithWriteTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.writeTimeout = d })
+}
+
+// WithWriteDelay holds the events bound for a connection up to d before writing them, so
+// that the events of busy subscriptions that arrive meanwhile go out in one write(2) rather
+// than one each. In a fan-out the write system call is most of the bridge's CPU
+// (docs/benchmarks.md), so a delay near the interval between a connection's events trades
+// up to d of latency for fewer writes. Replies, pings and close frames are never held, and
+// a reply takes the held events with it. Default 0: every frame is written as soon as a
+// writer is free. Must not be negative and must be shorter than the write timeout.
+func WithWriteDelay(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.writeDelay = d })
 }
 
 // WithMaxFrameSize bounds an incoming frame; a larger one closes the connection with 1009.

@@ -331,7 +331,7 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 			if check && s.allowed != seq {
 				continue
 			}
-			s.conn.send(outFrame{head: head, tail: s.tail})
+			s.conn.sendEvent(outFrame{head: head, tail: s.tail})
 			n++
 		}
 		up.advanceLocked(offset) // resume.go

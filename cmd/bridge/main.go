@@ -62,6 +62,7 @@ type config struct {
 	callTimeout   time.Duration
 	maxInFlight   int
 	queueBytes    int
+	writeDelay    time.Duration
 	maxFrameBytes int64
 	maxSubs       int
 	drainTimeout  time.Duration
@@ -98,6 +99,7 @@ var flagSpecs = []flagSpec{
 	{"call-timeout", "BRIDGE_CALL_TIMEOUT", "WithCallTimeout", ""},
 	{"max-in-flight", "BRIDGE_MAX_IN_FLIGHT", "WithMaxInFlight", ""},
 	{"queue-bytes", "BRIDGE_QUEUE_BYTES", "WithOutboundQueue", ""},
+	{"write-delay", "BRIDGE_WRITE_DELAY", "WithWriteDelay", ""},
 	{"max-frame-bytes", "BRIDGE_MAX_FRAME_BYTES", "WithMaxFrameSize", ""},
 	{"max-subscriptions", "BRIDGE_MAX_SUBSCRIPTIONS", "WithMaxSubscriptions", ""},
 	{"drain-timeout", "BRIDGE_DRAIN_TIMEOUT", "", ""},
@@ -173,6 +175,7 @@ func registerFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.callTimeout, "call-timeout", 10*time.Second, "deadline of every backend call")
 	fs.IntVar(&c.maxInFlight, "max-in-flight", 64, "concurrent requests per connection; at the limit reading pauses")
 	fs.IntVar(&c.queueBytes, "queue-bytes", 1<<20, "outbound bytes queued per connection before it is closed as a slow consumer (4008)")
+	fs.DurationVar(&c.writeDelay, "write-delay", 0, "hold a connection's events up to this long so that those arriving meanwhile share one write (0: write at once; replies are never held)")
 	fs.Int64Var(&c.maxFrameBytes, "max-frame-bytes", 64<<10, "largest incoming frame; larger closes the connection with 1009")
 	fs.IntVar(&c.maxSubs, "max-subscriptions", 100, "subscriptions per connection")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
@@ -242,6 +245,7 @@ func (c *config) options(ctx context.Context, logger *slog.Logger) ([]bridge.Opt
 		bridge.WithCallTimeout(c.callTimeout),
 		bridge.WithMaxInFlight(c.maxInFlight),
 		bridge.WithOutboundQueue(c.queueBytes),
+		bridge.WithWriteDelay(c.writeDelay),
 		bridge.WithMaxFrameSize(c.maxFrameBytes),
 		bridge.WithMaxSubscriptions(c.maxSubs),
 		bridge.WithRefresh(c.refresh),

@@ -34,6 +34,7 @@ type config struct {
 	tokens, idle, asJSON  bool
 	sourceAddrs, parallel int
 	drain                 time.Duration
+	writeDelay            time.Duration // the bridge's -write-delay
 	bridgeBin, backendBin string
 	centrifugoBin         string
 	dir                   string
@@ -50,6 +51,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.IntVar(&c.events, "events", 20, "events published in the measured window")
 	fs.Float64Var(&c.rate, "rate", 10, "events published per second")
 	fs.IntVar(&c.rounds, "rounds", 1, "runs per server; the servers take turns, so machine noise hits each alike")
+	fs.DurationVar(&c.writeDelay, "write-delay", 0, "the bridge's -write-delay (Centrifugo's open-source build has no equivalent)")
 	fs.IntVar(&c.textBytes, "text-bytes", 64, "length of the event's question_text (at most 200, the backend's limit)")
 	fs.BoolVar(&c.tokens, "tokens", false, "every bridge connection carries its own HS256 JWT (user-<n>); Centrifugo's always do")
 	fs.BoolVar(&c.idle, "idle", false, "measure idle memory instead: RSS per subscribed connection once all are confirmed and RSS is stable")
@@ -190,8 +192,8 @@ func run(ctx context.Context, c *config, out io.Writer) (bool, error) {
 			tokens[i] = token(fmt.Sprintf("user-%d", i))
 		}
 	}
-	fmt.Fprintf(os.Stderr, "bench-fanout: %d subscribers, %d events at %g/s, %d round(s), tokens %v, servers %v, %s %d CPUs\n",
-		c.subs, c.events, c.rate, c.rounds, c.tokens, c.servers, runtime.Version(), runtime.NumCPU())
+	fmt.Fprintf(os.Stderr, "bench-fanout: %d subscribers, %d events at %g/s, %d round(s), tokens %v, servers %v, bridge write delay %s, %s %d CPUs\n",
+		c.subs, c.events, c.rate, c.rounds, c.tokens, c.servers, c.writeDelay, runtime.Version(), runtime.NumCPU())
 
 	var rows []*row
 	var idles []*idleRow

@@ -104,7 +104,7 @@ func (b *bridgeServer) start(c *config, round int) error {
 	}
 	if b.bridgeProc, err = proc.StartLogged(c.dir, fmt.Sprintf("bridge-%d", round), env, c.bridgeBin,
 		"-listen", addr, "-backend", baddr, "-log-level", "warn",
-		"-max-connections", strconv.Itoa(c.subs+100)); err != nil {
+		"-max-connections", strconv.Itoa(c.subs+100), "-write-delay", c.writeDelay.String()); err != nil {
 		return err
 	}
 	b.bridgeProc.Addr = addr
