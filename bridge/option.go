@@ -209,13 +209,14 @@ func WithWriteTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.writeTimeout = d })
 }
 
-// WithWriteDelay holds the events bound for a connection up to d before writing them, so
-// that the events of busy subscriptions that arrive meanwhile go out in one write(2) rather
-// than one each. In a fan-out the write system call is most of the bridge's CPU
-// (docs/benchmarks.md), so a delay near the interval between a connection's events trades
-// up to d of latency for fewer writes. Replies, pings and close frames are never held, and
-// a reply takes the held events with it. Default 0: every frame is written as soon as a
-// writer is free. Must not be negative and must be shorter than the write timeout.
+// WithWriteDelay holds the events of a busy subscription, one whose previous event came
+// less than d before, up to d before writing them, so that the events that follow
+// meanwhile go out in the same write(2) rather than one each. In a fan-out the write system
+// call is most of the bridge's CPU (docs/benchmarks.md): a delay above the interval between
+// a busy subscription's events trades up to d of latency for fewer writes, while a quiet
+// subscription's events still go out at once. Replies, pings and close frames are never
+// held, and a reply takes the held events with it. Default 0: every frame is written as soon
+// as a writer is free. Must not be negative and must be shorter than the write timeout.
 func WithWriteDelay(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.writeDelay = d })
 }

@@ -29,6 +29,8 @@ type upstream struct {
 	cancel context.CancelFunc
 	pkVal  protoreflect.Value
 	seq    uint64       // counts the events pumped; the run goroutine's alone
+	// When the last event was sent to the subscribers (WithWriteDelay); the run goroutine's.
+	lastEvent time.Time
 	header streamHeader // the current stream's header (resume.go); the run goroutine's alone
 
 	mu      sync.Mutex
@@ -324,6 +326,14 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 			clear(subs)
 			up.mu.Lock()
 		}
+		// With a write delay, the events of a busy subscription (the last one came less than
+		// the delay before) wait for those that follow; a quiet one's go out at once.
+		hold := false
+		if d := h.srv.opts.writeDelay; d > 0 {
+			now := time.Now()
+			hold = now.Sub(up.lastEvent) < d
+			up.lastEvent = now
+		}
 		// Sent under up.mu, to the subscribers still there: one that unsubscribed meanwhile
 		// gets no event after its unsubscribe's reply.
 		n := 0
@@ -331,7 +341,7 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 			if check && s.allowed != seq {
 				continue
 			}
-			s.conn.sendEvent(outFrame{head: head, tail: s.tail})
+			s.conn.sendEvent(outFrame{head: head, tail: s.tail}, hold)
 			n++
 		}
 		up.advanceLocked(offset) // resume.go

@@ -8,8 +8,9 @@ import (
 	"github.com/wsbridge/wsbridge/bridge"
 )
 
-// WithWriteDelay holds a connection's events so that those arriving meanwhile share a write;
-// it must never lose, reorder or duplicate one, and never hold a reply.
+// WithWriteDelay holds the events of a busy subscription so that those arriving meanwhile
+// share a write; it must never lose, reorder or duplicate one, never hold a reply, and never
+// hold the event of a quiet subscription.
 
 // subscribeCreates subscribes c to created questions.
 func subscribeCreates(t *testing.T, c *client) {
@@ -38,10 +39,10 @@ func TestWriteDelayDeliversEveryEvent(t *testing.T) {
 	}
 }
 
-// TestWriteDelayReplyTakesHeldEvents: events held for far longer than the test waits are
-// written as soon as a reply is queued behind them, in order, before it. The delay (twice
-// waitLimit) is what makes the test fail if the reply did not take them: it never has to
-// pass.
+// TestWriteDelayReplyTakesHeldEvents: the first event of a quiet subscription goes out at
+// once; the two that follow it within the delay are held, for far longer than the test
+// waits, until a reply queued behind them takes them, in order, before it. The delay (twice
+// waitLimit) is what makes the test fail if either did not happen: it never has to pass.
 func TestWriteDelayReplyTakesHeldEvents(t *testing.T) {
 	e := newEnv(t, bridge.WithWriteTimeout(3*waitLimit), bridge.WithWriteDelay(2*waitLimit))
 	sub, writer := e.dial(), e.dial()
@@ -54,7 +55,7 @@ func TestWriteDelayReplyTakesHeldEvents(t *testing.T) {
 	waitFor(t, "3 events queued", func() bool {
 		return metric(t, e, `wsbridge_events_delivered_total{stream="questions"}`) >= 3
 	})
-	before := sub.barrier() // an error reply of the read loop, queued behind the events
+	before := sub.barrier() // an error reply of the read loop, queued behind the held events
 	if len(before) != len(ids) {
 		t.Fatalf("%d frames before the reply, want the %d held events", len(before), len(ids))
 	}
@@ -62,5 +63,18 @@ func TestWriteDelayReplyTakesHeldEvents(t *testing.T) {
 		if f := before[i]; f.Payload["action"] != "create" || f.data()["id"] != id {
 			t.Fatalf("frame %d: want the create of %s, got %s", i, id, f.raw)
 		}
+	}
+}
+
+// TestWriteDelayQuietSubscriptionNotHeld: an event that comes after a quiet spell longer
+// than the delay goes out at once, with no reply to carry it (a delay of twice waitLimit
+// would fail the test otherwise).
+func TestWriteDelayQuietSubscriptionNotHeld(t *testing.T) {
+	e := newEnv(t, bridge.WithWriteTimeout(3*waitLimit), bridge.WithWriteDelay(2*waitLimit))
+	sub, writer := e.dial(), e.dial()
+	subscribeCreates(t, sub)
+	id := writer.createQuestion("quiet")
+	if f := sub.next(); f.Payload["action"] != "create" || f.data()["id"] != id {
+		t.Fatalf("want the create of %s, got %s", id, f.raw)
 	}
 }

@@ -175,7 +175,7 @@ func registerFlags(fs *flag.FlagSet, c *config) {
 	fs.DurationVar(&c.callTimeout, "call-timeout", 10*time.Second, "deadline of every backend call")
 	fs.IntVar(&c.maxInFlight, "max-in-flight", 64, "concurrent requests per connection; at the limit reading pauses")
 	fs.IntVar(&c.queueBytes, "queue-bytes", 1<<20, "outbound bytes queued per connection before it is closed as a slow consumer (4008)")
-	fs.DurationVar(&c.writeDelay, "write-delay", 0, "hold a connection's events up to this long so that those arriving meanwhile share one write (0: write at once; replies are never held)")
+	fs.DurationVar(&c.writeDelay, "write-delay", 0, "hold the events of a busy subscription (its previous event came less than this before) up to this long, so that those arriving meanwhile share one write (0: write at once; replies are never held)")
 	fs.Int64Var(&c.maxFrameBytes, "max-frame-bytes", 64<<10, "largest incoming frame; larger closes the connection with 1009")
 	fs.IntVar(&c.maxSubs, "max-subscriptions", 100, "subscriptions per connection")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
