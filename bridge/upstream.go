@@ -28,10 +28,10 @@ type upstream struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	pkVal  protoreflect.Value
-	seq    uint64       // counts the events pumped; the run goroutine's alone
+	seq    uint64 // counts the events pumped; the run goroutine's alone
 	// When the last event was sent to the subscribers (WithWriteDelay); the run goroutine's.
 	lastEvent time.Time
-	header streamHeader // the current stream's header (resume.go); the run goroutine's alone
+	header    streamHeader // the current stream's header (resume.go); the run goroutine's alone
 
 	mu      sync.Mutex
 	live    bool
