@@ -29,7 +29,7 @@ const (
 type conn struct {
 	srv    *Server
 	nc     net.Conn        // after gorilla's handshake, the bridge reads (wsread.go) and writes (writeRaw) frames itself
-	rd     frameReader     // used by the read loop only
+	rd     frameReader     // the read loop's; the writer uses only rd.raw, set before either starts
 	ctx    context.Context // cancelled when the connection ends; parent of every call it makes
 	cancel context.CancelFunc
 	sem    chan struct{} // in-flight request slots
@@ -413,11 +413,10 @@ func (p *writerPool) releaseHeld() {
 	held := p.held
 	p.held, p.holdTimer = nil, false
 	p.mu.Unlock()
-	for i, c := range held {
+	for _, c := range held {
 		c.mu.Lock()
 		c.releaseHold()
 		c.mu.Unlock()
-		held[i] = nil
 	}
 }
 

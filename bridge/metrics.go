@@ -57,8 +57,7 @@ type metrics struct {
 	// Each label set's counter and histogram, looked up once: WithLabelValues hashes the
 	// labels and takes the vector's lock, on every request. The label sets are bounded by
 	// the catalog (unknownLabel for the rest) and the statuses.
-	reqCounters sync.Map // requestLabels → prometheus.Counter
-	reqLatency  sync.Map // [2]string{stream, action} → prometheus.Observer
+	reqSeries sync.Map // requestLabels → requestSeries
 }
 
 type requestLabels struct {
@@ -66,20 +65,25 @@ type requestLabels struct {
 	status         int
 }
 
+// requestSeries are the series a request with given labels counts in.
+type requestSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer // shared by the statuses of a stream and action
+}
+
 // requestDone counts a request that ended with status after elapsed seconds.
 func (m *metrics) requestDone(stream, action string, status int, elapsed float64) {
 	k := requestLabels{stream, action, status}
-	c, ok := m.reqCounters.Load(k)
+	v, ok := m.reqSeries.Load(k)
 	if !ok {
-		c, _ = m.reqCounters.LoadOrStore(k, m.requests.WithLabelValues(stream, action, statusLabel(status)))
+		v, _ = m.reqSeries.LoadOrStore(k, requestSeries{
+			count:   m.requests.WithLabelValues(stream, action, statusLabel(status)),
+			latency: m.latency.WithLabelValues(stream, action),
+		})
 	}
-	c.(prometheus.Counter).Inc()
-	lk := [2]string{stream, action}
-	h, ok := m.reqLatency.Load(lk)
-	if !ok {
-		h, _ = m.reqLatency.LoadOrStore(lk, m.latency.WithLabelValues(stream, action))
-	}
-	h.(prometheus.Observer).Observe(elapsed)
+	rs := v.(requestSeries)
+	rs.count.Inc()
+	rs.latency.Observe(elapsed)
 }
 
 func newMetrics(s *Server) *metrics {

@@ -239,12 +239,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}()
 	}
 	drained.Wait()
-	var err error
+	err := ctx.Err()
 	if n := abandoned.Load(); n > 0 {
 		s.opts.logger.Warn("shutdown: drain timed out; cancelling the requests still in flight", "requests", n)
-	}
-	if ctx.Err() != nil {
-		err = ctx.Err()
 	}
 	// From here every connection is sent what it has queued and its close frame. A client
 	// that reads is done within the grace; one that has read nothing for the write timeout is
