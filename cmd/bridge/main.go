@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/wsbridge/wsbridge/bridge"
+	"github.com/wsbridge/wsbridge/internal/gcfloor"
 )
 
 func main() {
@@ -63,6 +64,7 @@ type config struct {
 	maxInFlight   int
 	queueBytes    int
 	writeDelay    time.Duration
+	gcFloorMiB    int
 	maxFrameBytes int64
 	maxSubs       int
 	drainTimeout  time.Duration
@@ -100,6 +102,7 @@ var flagSpecs = []flagSpec{
 	{"max-in-flight", "BRIDGE_MAX_IN_FLIGHT", "WithMaxInFlight", ""},
 	{"queue-bytes", "BRIDGE_QUEUE_BYTES", "WithOutboundQueue", ""},
 	{"write-delay", "BRIDGE_WRITE_DELAY", "WithWriteDelay", ""},
+	{"gc-floor-mib", "BRIDGE_GC_FLOOR_MIB", "", ""},
 	{"max-frame-bytes", "BRIDGE_MAX_FRAME_BYTES", "WithMaxFrameSize", ""},
 	{"max-subscriptions", "BRIDGE_MAX_SUBSCRIPTIONS", "WithMaxSubscriptions", ""},
 	{"drain-timeout", "BRIDGE_DRAIN_TIMEOUT", "", ""},
@@ -176,6 +179,7 @@ func registerFlags(fs *flag.FlagSet, c *config) {
 	fs.IntVar(&c.maxInFlight, "max-in-flight", 64, "concurrent requests per connection; at the limit reading pauses")
 	fs.IntVar(&c.queueBytes, "queue-bytes", 1<<20, "outbound bytes queued per connection before it is closed as a slow consumer (4008)")
 	fs.DurationVar(&c.writeDelay, "write-delay", 0, "hold the events of a busy subscription (its previous event came less than this before) up to this long, so that those arriving meanwhile share one write (0: write at once; replies are never held)")
+	fs.IntVar(&c.gcFloorMiB, "gc-floor-mib", gcfloor.Default>>20, "let the heap grow to this many MiB before the garbage collector runs; above half of it GOGC applies as set (0: GOGC alone)")
 	fs.Int64Var(&c.maxFrameBytes, "max-frame-bytes", 64<<10, "largest incoming frame; larger closes the connection with 1009")
 	fs.IntVar(&c.maxSubs, "max-subscriptions", 100, "subscriptions per connection")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "how long shutdown waits for requests in flight")
@@ -230,6 +234,8 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-drain-timeout must not be negative, got %s", c.drainTimeout)
 	case c.httpIdle <= 0:
 		return nil, fmt.Errorf("-http-idle-timeout must be positive, got %s", c.httpIdle)
+	case c.gcFloorMiB < 0 || c.gcFloorMiB > 1<<20:
+		return nil, fmt.Errorf("-gc-floor-mib must be between 0 and 1048576 (1 TiB), got %d", c.gcFloorMiB)
 	}
 	if err := c.sec.validate(); err != nil {
 		return nil, err
@@ -350,6 +356,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return optionFlagError(err)
 	}
+	// A small heap would be collected tens of times a second under load (internal/gcfloor).
+	defer gcfloor.Start(uint64(c.gcFloorMiB) << 20)()
 	serving := false
 	defer func() {
 		if !serving { // a listener failed: nothing to drain

@@ -31,6 +31,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/wsbridge/wsbridge/internal/gcfloor"
 	"github.com/wsbridge/wsbridge/internal/proc"
 )
 
@@ -47,6 +48,7 @@ type config struct {
 	warmup      time.Duration
 	rounds      int
 	concurrency int
+	gcFloorMiB  int
 	wsConns     int
 	seed        int
 	transports  []string
@@ -78,6 +80,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.rounds, "rounds", 1, "split -duration into this many slices, run in turn across the transports (evens out drift on a busy machine)")
 	fs.DurationVar(&c.warmup, "warmup", 500*time.Millisecond, "unmeasured warm-up before each transport × call")
 	fs.IntVar(&c.concurrency, "concurrency", 32, "requests in flight at once, for every transport")
+	fs.IntVar(&c.gcFloorMiB, "gc-floor-mib", gcfloor.Default>>20, "the bridge's heap floor, as the bridge command's -gc-floor-mib (0: GOGC alone)")
 	fs.IntVar(&c.wsConns, "ws-conns", 4, "WebSocket connections the in-flight requests are spread over (pipelined)")
 	fs.IntVar(&c.seed, "seed", 100, "questions created before the run; retrieve cycles through them")
 	fs.StringVar(&transports, "transports", strings.Join(allTransports, ","), "comma-separated subset of "+strings.Join(allTransports, ","))
@@ -108,6 +111,8 @@ func parseFlags(args []string) (*config, error) {
 		return nil, fmt.Errorf("-rounds must be at least 1, and the slices at least 100ms, got %d", c.rounds)
 	case c.warmup < 0:
 		return nil, fmt.Errorf("-warmup must not be negative, got %s", c.warmup)
+	case c.gcFloorMiB < 0:
+		return nil, fmt.Errorf("-gc-floor-mib must not be negative, got %d", c.gcFloorMiB)
 	case c.concurrency < 1:
 		return nil, fmt.Errorf("-concurrency must be at least 1, got %d", c.concurrency)
 	case c.wsConns < 1 || c.wsConns > c.concurrency:
@@ -278,7 +283,7 @@ func startEnv(c *config) (_ *env, err error) {
 		benv = []string{profileEnv + "=" + abs}
 	}
 	// Every request of a connection may be in flight at once.
-	if e.bridge, err = startRole(e.dir, "bridge", benv, "-listen", bridgeAddr, "-backend", e.grpcAddr, "-max-in-flight", strconv.Itoa(max(64, c.concurrency))); err != nil {
+	if e.bridge, err = startRole(e.dir, "bridge", benv, "-listen", bridgeAddr, "-backend", e.grpcAddr, "-max-in-flight", strconv.Itoa(max(64, c.concurrency)), "-gc-floor-mib", strconv.Itoa(c.gcFloorMiB)); err != nil {
 		return nil, err
 	}
 	if e.gateway, err = startRole(e.dir, "gwproxy", nil, "-listen", gwAddr, "-backend", e.grpcAddr); err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/wsbridge/wsbridge/bridge"
 	"github.com/wsbridge/wsbridge/examples/backend/polls"
+	"github.com/wsbridge/wsbridge/internal/gcfloor"
 	"github.com/wsbridge/wsbridge/internal/proc"
 
 	pollsv1 "github.com/wsbridge/wsbridge/proto/polls/v1"
@@ -43,6 +44,7 @@ func runRole(role string, args []string) int {
 	db := fs.String("db", "", "backend: SQLite file")
 	backend := fs.String("backend", "", "bridge, gwproxy: the backend's gRPC address")
 	inflight := fs.Int("max-in-flight", 64, "bridge: requests per connection")
+	gcFloor := fs.Int("gc-floor-mib", gcfloor.Default>>20, "bridge: its heap floor, as the bridge command's -gc-floor-mib")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -53,6 +55,8 @@ func runRole(role string, args []string) int {
 	case "backend":
 		err = serveBackend(ctx, *listen, *httpAddr, *db)
 	case "bridge":
+		// As the bridge command does; the gateway proxy runs as grpc-gateway ships, with GOGC.
+		defer gcfloor.Start(uint64(*gcFloor) << 20)()
 		err = serveBridge(ctx, *listen, *backend, *inflight)
 	case "gwproxy":
 		err = serveGateway(ctx, *listen, *backend)
