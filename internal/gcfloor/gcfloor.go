@@ -17,7 +17,7 @@ import (
 )
 
 // Default is the floor the bridge command uses unless told otherwise.
-const Default = 64 << 20
+const Default = 32 << 20
 
 // minHeap is the runtime's own smallest heap goal at GOGC=100: a GOGC of p makes it
 // minHeap*p/100, which must not pass the floor.
