@@ -5,8 +5,10 @@ import (
 	"flag"
 	"io"
 	"os"
+	"runtime/metrics"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -57,6 +59,8 @@ func TestBadFlagsNameTheFlag(t *testing.T) {
 		{[]string{"-backend", "x:1", "-http-idle-timeout", "0s"}, nil, "-http-idle-timeout"},
 		{[]string{"-backend", "x:1"}, map[string]string{"BRIDGE_HTTP_IDLE_TIMEOUT": "-1s"}, "-http-idle-timeout"},
 		{[]string{"-backend", "x:1", "-listen", "127.0.0.1:0", "-metrics-listen", "256.0.0.1:http"}, nil, "-metrics-listen"},
+		{[]string{"-backend", "x:1", "-gc-floor-mib", "-1"}, nil, "-gc-floor-mib"},
+		{[]string{"-backend", "x:1"}, map[string]string{"BRIDGE_GC_FLOOR_MIB": "lots"}, "-gc-floor-mib"},
 	}
 	for _, tc := range cases {
 		wantFlagError(t, tc.args, tc.env, tc.flag)
@@ -122,5 +126,40 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 func TestAcceptedFlagsReturnOnEndedContext(t *testing.T) {
 	if err := run(ended(), []string{"-backend", "127.0.0.1:1", "-listen", "127.0.0.1:0", "-metrics-listen", "127.0.0.1:0"}, io.Discard, io.Discard); err != nil {
 		t.Fatalf("valid flags: %v", err)
+	}
+}
+
+// gogc is the GOGC in force, read without setting it.
+func gogc() uint64 {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// TestGCFloorFlag: while the command serves, GOGC is raised for the small heap of this test
+// process (internal/gcfloor), and put back when it returns.
+func TestGCFloorFlag(t *testing.T) {
+	if gogc() != 100 {
+		t.Skipf("GOGC is %d in this environment, not 100", gogc())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-backend", "127.0.0.1:1", "-listen", "127.0.0.1:0", "-gc-floor-mib", "32"}, io.Discard, io.Discard)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for gogc() <= 100 {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("GOGC still %d 30 s after start with -gc-floor-mib 32", gogc())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if got := gogc(); got != 100 {
+		t.Fatalf("GOGC after the command returned: %d, want 100 again", got)
 	}
 }
