@@ -3,7 +3,9 @@ package gcfloor_test
 import (
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -65,6 +67,44 @@ func TestFloorCutsCollections(t *testing.T) {
 	if with > 16 {
 		t.Fatalf("with a 64 MiB floor: %d collections, want at most 16", with)
 	}
+}
+
+// gogc is the GOGC in force, read without setting it.
+func gogc() uint64 {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// waitGOGC collects until GOGC is want (the floor adjusts after each collection, on the
+// runtime's cleanup goroutine), for up to 30 s.
+func waitGOGC(t *testing.T, want uint64, why string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); gogc() != want; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: GOGC %d, want %d", why, gogc(), want)
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestFloorFollowsTheLiveHeap: after each collection the floor sets GOGC for what is live.
+func TestFloorFollowsTheLiveHeap(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	stop := gcfloor.Start(64 * mib)
+	defer stop()
+	waitGOGC(t, 1600, "little live")
+	func() {
+		live := make([]byte, 48*mib) // twice this is past the floor
+		for i := range live {
+			live[i] = 1
+		}
+		waitGOGC(t, 100, "48 MiB live")
+		runtime.KeepAlive(live)
+	}()
+	waitGOGC(t, 1600, "the 48 MiB gone again")
 }
 
 func TestStopPutsGOGCBack(t *testing.T) {
