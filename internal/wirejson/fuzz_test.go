@@ -178,6 +178,11 @@ var seedJSON = []struct {
 	{`{"f_int32":1e}`, true}, // protojson reads "1e" before a delimiter as 1
 	{`{"f_int32":"1e"}`, false},
 	{`{"f_int32":1e+}`, false},
+	{`{"f_int32":0e+}`, false}, // found by FuzzUnmarshal: zero took a shortcut past the exponent
+	{`{"f_int32":-0.0E-}`, false},
+	{`{"f_int32":"0e+"}`, false},
+	{`{"f_double":0e+}`, false},
+	{`{"f_int32":0e}`, true},
 	{`{"f_int32":-0}`, true},
 	{`{"f_int32":01}`, false},
 	{`{"f_int32":1x}`, false},

@@ -301,6 +301,9 @@ func intString(buf *[24]byte, raw []byte) ([]byte, bool) {
 	}
 	if len(s) >= 2 && (s[0] == 'e' || s[0] == 'E') {
 		exp = s[1:]
+		if len(exp) == 1 && (exp[0] == '+' || exp[0] == '-') {
+			return nil, false // a sign and no digits: refused even for zero, as protojson does
+		}
 	}
 	for len(frac) > 0 && frac[len(frac)-1] == '0' {
 		frac = frac[:len(frac)-1]
