@@ -45,8 +45,8 @@ func Start(floor uint64) (stop func()) {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			t.stopped.Store(true)
 			t.mu.Lock()
+			t.stopped = true
 			debug.SetGCPercent(t.base)
 			t.mu.Unlock()
 			active.Store(false)
@@ -55,10 +55,11 @@ func Start(floor uint64) (stop func()) {
 }
 
 type tuner struct {
-	floor   uint64
-	base    int
-	stopped atomic.Bool
+	floor uint64
+	base  int
+
 	mu      sync.Mutex // adjust against stop
+	stopped bool
 	sample  []metrics.Sample
 	percent int
 }
@@ -69,19 +70,18 @@ type sentinel struct{ _ *byte }
 
 func (t *tuner) arm() {
 	runtime.AddCleanup(new(sentinel), func(t *tuner) {
-		if !t.stopped.Load() {
-			t.adjust()
+		if t.adjust() {
 			t.arm()
 		}
 	}, t)
 }
 
-// adjust sets GOGC for the heap the last collection left live.
-func (t *tuner) adjust() {
+// adjust sets GOGC for the heap the last collection left live; false once stopped.
+func (t *tuner) adjust() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.stopped.Load() {
-		return
+	if t.stopped {
+		return false
 	}
 	metrics.Read(t.sample)
 	var live uint64
@@ -92,6 +92,7 @@ func (t *tuner) adjust() {
 		t.percent = p
 		debug.SetGCPercent(p)
 	}
+	return true
 }
 
 // Percent is the GOGC that lets a heap with live bytes live grow to floor before the next
