@@ -301,10 +301,8 @@ func (c *conn) markClosing() bool {
 // disconnected as a slow consumer: it never holds up the caller.
 func (c *conn) send(f outFrame) { c.queueFrame(f, false) }
 
-// sendEvent is send for an event of a subscription; with hold (WithWriteDelay), it waits
-// out the delay for the events that follow it.
-func (c *conn) sendEvent(f outFrame, hold bool) { c.queueFrame(f, hold) }
-
+// queueFrame is send; with hold (a subscription's event under WithWriteDelay), the frame
+// waits out the delay for the events that follow it.
 func (c *conn) queueFrame(f outFrame, hold bool) {
 	c.mu.Lock()
 	if c.closing {

@@ -341,7 +341,7 @@ func (h *hub) pump(up *upstream, stream grpc.ClientStream) (delivered bool, err 
 			if check && s.allowed != seq {
 				continue
 			}
-			s.conn.sendEvent(outFrame{head: head, tail: s.tail}, hold)
+			s.conn.queueFrame(outFrame{head: head, tail: s.tail}, hold)
 			n++
 		}
 		up.advanceLocked(offset) // resume.go
