@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -62,27 +63,31 @@ func Syscalls(pid int) (reads, writes int64, err error) {
 
 // ParseIOSyscalls reads syscr and syscw of a /proc/PID/io file.
 func ParseIOSyscalls(b []byte) (reads, writes int64, err error) {
-	found := 0
-	for line := range strings.SplitSeq(string(b), "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || k != "syscr" && k != "syscw" {
-			continue
-		}
-		n, perr := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-		if perr != nil {
-			return 0, 0, fmt.Errorf("malformed /proc io line %q", line)
-		}
-		if k == "syscr" {
-			reads = n
-		} else {
-			writes = n
-		}
-		found++
-	}
-	if found != 2 {
+	m := procInts(b, "syscr", "syscw")
+	reads, okR := m["syscr"]
+	writes, okW := m["syscw"]
+	if !okR || !okW {
 		return 0, 0, fmt.Errorf("no syscr and syscw in /proc io: %.80q", b)
 	}
 	return reads, writes, nil
+}
+
+// procInts reads the "key: value …" lines of a /proc file (status, io): the number that
+// starts the value of each of keys, for those whose line has one.
+func procInts(b []byte, keys ...string) map[string]int64 {
+	m := make(map[string]int64, len(keys))
+	for line := range strings.SplitSeq(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || !slices.Contains(keys, k) {
+			continue
+		}
+		if f := strings.Fields(v); len(f) > 0 {
+			if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+				m[k] = n
+			}
+		}
+	}
+	return m
 }
 
 // Status reads VmRSS (in KiB) and Threads from /proc/PID/status. A process without
@@ -92,21 +97,9 @@ func Status(pid int) (rssKiB, threads int64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	hasRSS := false
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		f := strings.Fields(v)
-		if len(f) == 0 {
-			continue
-		}
-		n, _ := strconv.ParseInt(f[0], 10, 64)
-		switch k {
-		case "VmRSS":
-			rssKiB, hasRSS = n, true
-		case "Threads":
-			threads = n
-		}
-	}
+	m := procInts(b, "VmRSS", "Threads")
+	rssKiB, hasRSS := m["VmRSS"]
+	threads = m["Threads"]
 	if !hasRSS {
 		return 0, threads, fmt.Errorf("/proc/%d/status has no VmRSS", pid)
 	}
